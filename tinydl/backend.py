@@ -1,0 +1,132 @@
+"""The backend seam: which array module (NumPy or CuPy) holds a tensor's data, and on which device.
+
+Every op asks its inputs for their array module with :func:`get_array_module` and does its maths through that
+module, so one code path serves both backends. CuPy is imported only when a CUDA device is first asked for.
+"""
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+from typing import Any
+
+import numpy
+
+__all__ = ["Device", "device", "get_array_module", "to_device", "is_available", "device_of"]
+
+
+class Device:
+    """A place where arrays live: ``Device("cpu")``, ``Device("cuda")`` (= ``"cuda:0"``) or ``Device("cuda:1")``."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec: "str | Device" = "cpu", index: int | None = None):
+        if isinstance(spec, Device):
+            self.type, self.index = spec.type, spec.index
+            return
+        if not isinstance(spec, str):
+            raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {spec!r}")
+        kind, _, number = spec.partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"device: unknown device type {spec!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+        if number:
+            if not number.isdigit() or index is not None:
+                raise ValueError(f"device: malformed device string {spec!r}; expected 'cuda:N'")
+            index = int(number)
+        if kind == "cpu":
+            if index not in (None, 0):
+                raise ValueError(f"device: the cpu has no index, got {spec!r} with index {index}")
+            index = None
+        elif index is None:
+            index = 0
+        self.type, self.index = kind, index
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            other = Device(other)
+        return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+    def __str__(self) -> str:
+        return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device('{self}')"
+
+
+CPU = Device("cpu")
+
+
+def device(spec: "str | Device" = "cpu") -> Device:
+    """``tinydl.device("cuda:0")``: parse a device string (or pass a Device through)."""
+    return spec if isinstance(spec, Device) else Device(spec)
+
+
+@functools.lru_cache(maxsize=None)
+def _cupy() -> ModuleType:
+    """Import CuPy on first use, with an error that says how to get it."""
+    try:
+        import cupy
+    except ImportError as error:  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            "device 'cuda' needs CuPy, which is not installed: pip install 'tinydl[gpu]' "
+            "(CuPy for CUDA 12) on a machine with an NVIDIA GPU") from error
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # pragma: no cover - depends on the machine
+        raise RuntimeError(f"device 'cuda': CuPy is installed but no usable GPU was found ({error})") from error
+    if count == 0:  # pragma: no cover
+        raise RuntimeError("device 'cuda': CuPy is installed but no GPU was found")
+    return cupy
+
+
+def is_available(kind: str = "cuda") -> bool:
+    """True when arrays can be placed on ``kind`` ("cpu" always; "cuda" when CuPy and a GPU are present)."""
+    if kind == "cpu":
+        return True
+    try:
+        _cupy()
+    except RuntimeError:
+        return False
+    return True
+
+
+def get_array_module(*values: Any) -> ModuleType:
+    """The array module (``numpy`` or ``cupy``) of the first array or Tensor among ``values``; NumPy by default."""
+    for value in values:
+        array = getattr(value, "data", value) if not isinstance(value, numpy.ndarray) else value
+        if isinstance(array, numpy.ndarray) or isinstance(array, numpy.generic):
+            return numpy
+        module = type(array).__module__
+        if module.startswith("cupy"):
+            return _cupy()
+    return numpy
+
+
+def device_of(array: Any) -> Device:
+    """The Device that holds a raw array."""
+    if isinstance(array, (numpy.ndarray, numpy.generic)):
+        return CPU
+    if type(array).__module__.startswith("cupy"):
+        return Device("cuda", array.device.id)
+    raise TypeError(f"device_of: not an array: {type(array).__name__}")
+
+
+def to_device(array: Any, target: "str | Device") -> Any:
+    """Copy a raw array to ``target`` (no copy when it is already there)."""
+    target = device(target)
+    if target.type == "cpu":
+        if isinstance(array, numpy.ndarray):
+            return array
+        return array.get() if hasattr(array, "get") else numpy.asarray(array)
+    cupy = _cupy()
+    with cupy.cuda.Device(target.index):
+        if isinstance(array, cupy.ndarray) and array.device.id == target.index:
+            return array
+        return cupy.asarray(array)
+
+
+def array_module_for(target: "str | Device") -> ModuleType:
+    """The array module that allocates on ``target``."""
+    return numpy if device(target).type == "cpu" else _cupy()

@@ -1,0 +1,158 @@
+"""Activation functions and the (log-)softmax, each stable for large inputs, with their derivatives."""
+from __future__ import annotations
+
+import math
+
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import Tensor
+from ..kernels.special import erf as erf_kernel
+from .elementwise import constant, erf, exp
+from ._dims import normalize_dim
+from .reduction import sum
+
+__all__ = ["tanh", "sigmoid", "relu", "leaky_relu", "gelu", "softmax", "log_softmax"]
+
+
+class Tanh(Function):
+    """y = tanh x;  dx = gy * (1 - y^2)."""
+
+    def forward(self, x):
+        return get_array_module(x).tanh(x)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x), computed as e^x / (1 + e^x) for x < 0 so that neither branch overflows;
+    dx = gy * y * (1 - y)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        decay = xp.exp(-xp.abs(x))                # in (0, 1], never overflows
+        return xp.where(x >= 0, 1 / (1 + decay), decay / (1 + decay)).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * y * (1 - y)
+
+
+class Relu(Function):
+    """y = max(x, 0);  dx = gy * [x > 0]."""
+
+    def forward(self, x):
+        self.mask = x > 0
+        return get_array_module(x).maximum(x, 0)
+
+    def backward(self, gy):
+        return gy * constant(self.mask)
+
+
+class LeakyRelu(Function):
+    """y = x for x > 0, slope * x otherwise;  dx = gy * (1 or slope)."""
+
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope: float):
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.factor = xp.where(x > 0, 1, self.negative_slope).astype(x.dtype)
+        return x * self.factor
+
+    def backward(self, gy):
+        return gy * constant(self.factor)
+
+
+class Gelu(Function):
+    """y = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2 the normal CDF;
+    dx = gy * (Phi(x) + x * phi(x)) with phi(x) = e^(-x^2/2) / sqrt(2 pi)."""
+
+    def forward(self, x):
+        return (x * (0.5 * (1 + erf_kernel(x * x.dtype.type(1 / math.sqrt(2)))))).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
+        density = exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return gy * (cdf + x * density)
+
+
+class Softmax(Function):
+    """y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``dim`` (m = max_j x_j keeps exp from overflowing);
+    dx = y * (gy - sum_j gy_j y_j)."""
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=self.dim, keepdims=True)
+        e = xp.exp(shifted, out=shifted)
+        e /= e.sum(axis=self.dim, keepdims=True)
+        return e
+
+    def backward(self, gy):
+        y = self.output()
+        return y * (gy - sum(gy * y, self.dim, keepdim=True))
+
+
+class LogSoftmax(Function):
+    """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j."""
+
+    name = "log_softmax"
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=self.dim, keepdims=True)
+        return shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
+
+    def backward(self, gy):
+        return gy - exp(self.output()) * sum(gy, self.dim, keepdim=True)
+
+
+def tanh(input: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh()(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """Logistic sigmoid 1 / (1 + e^-x)."""
+    return Sigmoid()(input)
+
+
+def relu(input: Tensor) -> Tensor:
+    """max(x, 0); the gradient at 0 is 0, as in PyTorch."""
+    return Relu()(input)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise."""
+    return LeakyRelu(negative_slope)(input)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit x * Phi(x); ``approximate="tanh"`` uses
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch does."""
+    if approximate == "none":
+        return Gelu()(input)
+    if approximate == "tanh":
+        inner = math.sqrt(2 / math.pi) * (input + 0.044715 * input * input * input)
+        return 0.5 * input * (1 + tanh(inner))
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def softmax(input: Tensor, dim: int) -> Tensor:
+    """Softmax along ``dim`` (rows of -inf give NaN, as in PyTorch; attention masks handle them itself)."""
+    return Softmax(normalize_dim("softmax", dim, input.ndim))(input)
+
+
+def log_softmax(input: Tensor, dim: int) -> Tensor:
+    """log(softmax(x)) along ``dim``, computed without forming the softmax (stable for logits of any size)."""
+    return LogSoftmax(normalize_dim("log_softmax", dim, input.ndim))(input)
