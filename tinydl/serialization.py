@@ -1,0 +1,240 @@
+"""Checkpoints: ``save(obj, path)`` and ``load(path)`` for nested state (dicts, lists, tuples, Tensors, arrays,
+numbers, strings, None), without pickle.
+
+Format: one zip archive (readable by ``numpy.load`` as an ``.npz``). The member ``manifest.json`` describes the
+structure as a tree of typed nodes, plus a format tag and version; each array or Tensor is a member ``.npy`` file
+whose name is its path in the structure (``arrays/model/conv1.weight.npy``). Loading reads the manifest as JSON
+and the arrays with ``allow_pickle=False``, so a checkpoint can hold data and nothing that executes.
+
+Saving is atomic: everything is written to a temporary file in the target's directory, flushed and fsynced, then
+renamed over the target with ``os.replace``. A crash at any point leaves either the old checkpoint or the new one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import Device, to_device
+from .tensor import Tensor
+
+__all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION"]
+
+FORMAT = "tinydl-checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_PICKLE_PROTOCOL_MARK = 0x80  # first byte of a pickle of protocol 2 or later (torch.save's legacy format too)
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable tinydl checkpoint: truncated, corrupted, foreign, or holding pickles."""
+
+
+# ------------------------------------------------------------------------------------------------ encoding
+def _member_name(location: tuple[str | int, ...]) -> str:
+    """``("model", "conv1.weight") -> "arrays/model/conv1.weight.npy"``; "%" and "/" in keys are escaped, so
+    distinct locations get distinct names."""
+    escaped = (str(part).replace("%", "%25").replace("/", "%2F") for part in location)
+    return "".join(["arrays", *("/" + part for part in escaped), ".npy"])
+
+
+def _describe(location: tuple[str | int, ...]) -> str:
+    return "obj" + "".join(f"[{part!r}]" for part in location)
+
+
+def _store_array(array: Any, location: tuple[str | int, ...], arrays: dict[str, np.ndarray]) -> str:
+    array = to_device(array, "cpu")
+    if array.dtype.hasobject:
+        raise TypeError(f"save: {_describe(location)} is an object array (dtype {array.dtype}); checkpoints hold "
+                        f"numeric arrays only")
+    name = _member_name(location)
+    arrays[name] = array
+    return name
+
+
+def _encode(value: Any, location: tuple[str | int, ...], arrays: dict[str, np.ndarray],
+            open_containers: set[int]) -> dict[str, Any]:
+    """The manifest node for ``value``; its arrays are added to ``arrays`` (member name -> array)."""
+    if value is None:
+        return {"type": "none"}
+    if isinstance(value, bool):
+        return {"type": "bool", "value": value}
+    if isinstance(value, int):
+        return {"type": "int", "value": value}
+    if isinstance(value, float):
+        return {"type": "float", "value": repr(value)}  # repr round-trips exactly, nan and inf included
+    if isinstance(value, str):
+        return {"type": "str", "value": value}
+    if isinstance(value, Tensor):
+        return {"type": "tensor", "array": _store_array(value.data, location, arrays),
+                "requires_grad": bool(value.requires_grad)}
+    if isinstance(value, np.generic):
+        return {"type": "numpy_scalar", "array": _store_array(np.asarray(value), location, arrays)}
+    if isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy"):
+        return {"type": "ndarray", "array": _store_array(value, location, arrays)}
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in open_containers:
+            raise ValueError(f"save: {_describe(location)} contains itself (a reference cycle)")
+        open_containers.add(id(value))
+        try:
+            if isinstance(value, dict):
+                for key in value:
+                    if not isinstance(key, (str, int)) or isinstance(key, bool):
+                        raise TypeError(f"save: {_describe(location)} has key {key!r} of type "
+                                        f"{type(key).__name__}; dict keys must be str or int")
+                items = [[key, _encode(item, (*location, key), arrays, open_containers)]
+                         for key, item in value.items()]
+                return {"type": "dict", "items": items}
+            items = [_encode(item, (*location, position), arrays, open_containers)
+                     for position, item in enumerate(value)]
+            return {"type": "tuple" if isinstance(value, tuple) else "list", "items": items}
+        finally:
+            open_containers.discard(id(value))
+    raise TypeError(f"save: {_describe(location)} has unsupported type {type(value).__name__}; a checkpoint holds "
+                    f"dicts, lists, tuples, Tensors, arrays, int, float, bool, str and None")
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; a no-op where directories cannot be opened)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``obj`` (nested dicts with str or int keys, lists, tuples, Tensors, NumPy/CuPy arrays, NumPy scalars,
+    int, float, bool, str, None) to ``path``, atomically: ``path`` holds either its old content or the new."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    manifest = {"format": FORMAT, "version": VERSION, "root": _encode(obj, (), arrays, set())}
+    manifest_text = json.dumps(manifest, allow_nan=False, ensure_ascii=False)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                archive.writestr(MANIFEST, manifest_text)
+                for name, array in arrays.items():
+                    with archive.open(name, "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    """Open ``path`` as a zip archive, or say what kind of file it is instead."""
+    with open(path, "rb") as file:
+        head = file.read(4)
+    size = path.stat().st_size
+    if not head:
+        raise CheckpointError(f"load: {path} is empty (0 bytes), not a tinydl checkpoint")
+    if head[0] == _PICKLE_PROTOCOL_MARK:
+        raise CheckpointError(f"load: {path} is a pickle file (protocol {head[1]}), not a tinydl checkpoint; "
+                              f"tinydl never unpickles, since unpickling can run arbitrary code")
+    if head not in _ZIP_MAGIC:
+        raise CheckpointError(f"load: {path} is not a tinydl checkpoint (it does not start like a zip archive: "
+                              f"first bytes {head.hex()})")
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(f"load: {path} is truncated or corrupted ({size} bytes; the zip archive cannot be "
+                              f"read: {error})") from error
+
+
+def _read_manifest(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    names = archive.namelist()
+    if MANIFEST not in names:
+        hint = " (it holds pickled data: a PyTorch checkpoint?)" if any(n.endswith(".pkl") for n in names) else ""
+        raise CheckpointError(f"load: {path} is a zip archive but not a tinydl checkpoint: no {MANIFEST}{hint}")
+    try:
+        manifest = json.loads(archive.read(MANIFEST).decode("utf-8"))
+    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise CheckpointError(f"load: {path} is corrupted: unreadable {MANIFEST} ({error})") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise CheckpointError(f"load: {path} is not a tinydl checkpoint: format tag {found!r}, expected {FORMAT!r}")
+    if manifest.get("version") != VERSION:
+        raise CheckpointError(f"load: {path} has format version {manifest.get('version')!r}; this tinydl reads "
+                              f"version {VERSION}")
+    if "root" not in manifest:
+        raise CheckpointError(f"load: {path} is corrupted: {MANIFEST} has no 'root' entry")
+    return manifest
+
+
+def _read_array(archive: zipfile.ZipFile, name: Any, path: Path) -> np.ndarray:
+    try:
+        with archive.open(name) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+    except KeyError as error:
+        raise CheckpointError(f"load: {path} is corrupted: the manifest names array {name!r}, which is not in "
+                              f"the archive") from error
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise CheckpointError(f"load: {path}: array {name!r} holds pickled objects; refused (nothing in it "
+                                  f"was executed)") from error
+        raise CheckpointError(f"load: {path} is corrupted: array {name!r} cannot be read ({error})") from error
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise CheckpointError(f"load: {path} is corrupted: array {name!r} cannot be read ({error})") from error
+
+
+def _decode(node: Any, archive: zipfile.ZipFile, path: Path, device: Device | str | None) -> Any:
+    kind = node.get("type") if isinstance(node, dict) else None
+    try:
+        if kind == "none":
+            return None
+        if kind in ("bool", "int", "str"):
+            value = node["value"]
+            if type(value) is not {"bool": bool, "int": int, "str": str}[kind]:
+                raise TypeError(f"{kind} node holds {type(value).__name__}")
+            return value
+        if kind == "float":
+            return float(node["value"])
+        if kind == "dict":
+            return {key: _decode(item, archive, path, device) for key, item in node["items"]}
+        if kind in ("list", "tuple"):
+            items = [_decode(item, archive, path, device) for item in node["items"]]
+            return items if kind == "list" else tuple(items)
+        if kind == "ndarray":
+            return _read_array(archive, node["array"], path)
+        if kind == "numpy_scalar":
+            return _read_array(archive, node["array"], path)[()]
+        if kind == "tensor":
+            array = _read_array(archive, node["array"], path)
+            return Tensor(array if device is None else to_device(array, device),
+                          requires_grad=bool(node["requires_grad"]))
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"load: {path} is corrupted: malformed {kind} entry in {MANIFEST} "
+                              f"({type(error).__name__}: {error})") from error
+    raise CheckpointError(f"load: {path} is corrupted: unknown entry {str(node)[:80]!r} in {MANIFEST}")
+
+
+def load(path: str | os.PathLike, device: Device | str | None = None) -> Any:
+    """Read a checkpoint written by :func:`save`. Tensors come back as Tensors (moved to ``device`` when given),
+    arrays as NumPy arrays, and containers, numbers and strings as they were.
+
+    Raises FileNotFoundError when ``path`` does not exist and :class:`CheckpointError` when it is not a readable
+    tinydl checkpoint.
+    """
+    path = Path(path)
+    with _open_archive(path) as archive:
+        manifest = _read_manifest(archive, path)
+        return _decode(manifest["root"], archive, path, device)
