@@ -63,6 +63,8 @@ def _encode(value: Any, location: tuple[str | int, ...], arrays: dict[str, np.nd
     """The manifest node for ``value``; its arrays are added to ``arrays`` (member name -> array)."""
     if value is None:
         return {"type": "none"}
+    if isinstance(value, np.generic):  # before the Python types: np.float64 is a float subclass
+        return {"type": "numpy_scalar", "array": _store_array(np.asarray(value), location, arrays)}
     if isinstance(value, bool):
         return {"type": "bool", "value": value}
     if isinstance(value, int):
@@ -74,8 +76,6 @@ def _encode(value: Any, location: tuple[str | int, ...], arrays: dict[str, np.nd
     if isinstance(value, Tensor):
         return {"type": "tensor", "array": _store_array(value.data, location, arrays),
                 "requires_grad": bool(value.requires_grad)}
-    if isinstance(value, np.generic):
-        return {"type": "numpy_scalar", "array": _store_array(np.asarray(value), location, arrays)}
     if isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy"):
         return {"type": "ndarray", "array": _store_array(value, location, arrays)}
     if isinstance(value, (dict, list, tuple)):

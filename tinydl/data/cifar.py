@@ -16,7 +16,7 @@ import numpy as np
 
 from .dataset import Dataset, check_index, check_indices
 from .files import download, extract_tar, missing_dataset, read_bytes
-from .safe_pickle import safe_loads
+from .safe_pickle import RefusedPickleError, safe_loads
 
 _IMAGE_SHAPE = (3, 32, 32)
 _IMAGE_BYTES = 3 * 32 * 32
@@ -48,6 +48,8 @@ def read_python_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     payload = read_bytes(path, "CIFAR10")
     try:
         batch = safe_loads(payload)
+    except RefusedPickleError as error:
+        raise ValueError(f"CIFAR10: {path} is not a plain CIFAR-10 batch and was refused unread: {error}") from error
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError) as error:
         raise ValueError(f"CIFAR10: cannot read {path} ({len(payload)} bytes): truncated, corrupt or not a "
                          f"CIFAR-10 batch: {error}") from error

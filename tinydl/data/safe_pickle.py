@@ -27,7 +27,7 @@ def _numpy_core(submodule: str) -> Any:
 def _latin1_encode(text: str, encoding: str) -> bytes:
     """What Python 3 writes for ``bytes`` in a protocol-2 pickle: ``_codecs.encode(text, "latin1")``."""
     if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+        raise RefusedPickleError(f"refusing _codecs.encode with encoding {encoding!r}")
     return text.encode("latin1")
 
 
@@ -43,32 +43,46 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class RefusedPickleError(pickle.UnpicklingError):
+    """The pickle asks for something other than NumPy arrays and plain containers; it was not executed."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` whose ``find_class`` knows only NumPy's array reconstruction functions."""
 
     def find_class(self, module: str, name: str) -> Any:
         resolve = _ALLOWED_GLOBALS.get((module, name))
         if resolve is None:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: only NumPy arrays and plain "
+            raise RefusedPickleError(f"refusing to load global {module}.{name}: only NumPy arrays and plain "
                                          f"containers are allowed")
         return resolve()
 
 
-def _check_no_objects(value: Any) -> None:
-    """Object arrays could hide arbitrary values; refuse them."""
-    if isinstance(value, np.ndarray) and value.dtype.hasobject:
-        raise pickle.UnpicklingError("refusing an object array: only numeric arrays are allowed")
+_PLAIN_LEAVES = (str, bytes, int, float, complex, bool, type(None))
+
+
+def _check_plain_data(value: Any) -> None:
+    """Only containers, numbers, strings and numeric arrays may come out (not the classes and functions the
+    admitted globals stand for, nor object arrays, which could hide anything)."""
     if isinstance(value, dict):
-        for item in value.values():
-            _check_no_objects(item)
+        for key, item in value.items():
+            _check_plain_data(key)
+            _check_plain_data(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _check_no_objects(item)
+            _check_plain_data(item)
+    elif isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise RefusedPickleError("refusing an object array: only numeric arrays are allowed")
+    elif not isinstance(value, _PLAIN_LEAVES):
+        raise RefusedPickleError(f"refusing a value of type {type(value).__name__}: only NumPy arrays and plain "
+                                 f"containers are allowed")
 
 
 def safe_loads(payload: bytes) -> Any:
     """Unpickle ``payload`` (Python 2 pickles included: their strings come back as bytes) with the restricted
-    unpickler. Raises ``pickle.UnpicklingError`` for anything but arrays and plain containers."""
+    unpickler. Raises :class:`RefusedPickleError` for anything but arrays and plain containers (before running it),
+and ``pickle.UnpicklingError``, EOFError, ... for a malformed or truncated pickle."""
     value = RestrictedUnpickler(io.BytesIO(payload), encoding="bytes").load()
-    _check_no_objects(value)
+    _check_plain_data(value)
     return value
