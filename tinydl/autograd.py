@@ -240,7 +240,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
         elif inputs is None and tensor.requires_grad:
             if not create_graph:
                 gradient = gradient.detach()
-                if id(gradient.data) in leaf_arrays:  # one array must not become two leaves' .grad
+                # .grad must own writable memory that no other leaf shares (optimizers update it in place)
+                if id(gradient.data) in leaf_arrays or not getattr(gradient.data.flags, "writeable", True):
                     gradient = _Tensor._from_array(gradient.data.copy())
                 leaf_arrays.add(id(gradient.data))
             tensor.grad = gradient if tensor.grad is None else tensor.grad + gradient

@@ -161,10 +161,8 @@ class Tensor:
         return self.data.item()
 
     def numpy(self) -> numpy.ndarray:
-        """The data as a NumPy array (a copy from the GPU; the same memory on the CPU). Refuses tensors in a graph
-        that requires grad, as PyTorch does; call ``.detach().numpy()``."""
-        if self.requires_grad:
-            raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; use .detach().numpy()")
+        """The data as a NumPy array: a copy from the GPU, the same memory on the CPU (so writing into it writes
+        into the tensor; unlike PyTorch, tinydl does not refuse this for tensors that require grad)."""
         return to_device(self.data, "cpu")
 
     def tolist(self) -> Any:

@@ -53,3 +53,56 @@ SPECS = [
     OpSpec("abs", F.abs, unary(avoid=(0.0,)), np.abs),
     OpSpec("erf", F.erf, unary(), np.vectorize(math.erf, otypes=[float])),
 ]
+
+
+def _compare_spec(name, ref):
+    return _binary_spec(name, getattr(F, name), ref, differentiable=(), cases=binary().map(_with_ties))
+
+
+def _with_ties(case):
+    """Make some elements equal, so that == and <= are exercised on ties."""
+    if len(case.arrays) == 2:
+        a, b = case.arrays
+        b = np.where(np.broadcast_to(np.arange(b.size).reshape(b.shape) % 2 == 0, b.shape), np.round(b), b)
+        return Case((np.round(a), b))
+    return case
+
+
+@st.composite
+def _where_case(draw):
+    shape_c, shape_a, shape_b = draw(broadcastable_shapes(3))
+    condition = draw(arrays(shape_c)) > 0
+    return Case((draw(arrays(shape_a)), draw(arrays(shape_b))), {"condition": condition})
+
+
+@st.composite
+def _clamp_case(draw):
+    x = draw(arrays(avoid=(-1.0, 0.5), margin=0.05))
+    bounds = draw(st.sampled_from([(-1.0, 0.5), (-1.0, None), (None, 0.5)]))
+    return Case((x,), {"min": bounds[0], "max": bounds[1]})
+
+
+def _logical(name, ref):
+    return OpSpec(name, lambda a, b: getattr(F, name)(a > 0, b > 0),
+                  binary(scalar=False), lambda a, b: ref(a > 0, b > 0), differentiable=())
+
+
+SPECS += [
+    _compare_spec("eq", np.equal),
+    _compare_spec("ne", np.not_equal),
+    _compare_spec("lt", np.less),
+    _compare_spec("le", np.less_equal),
+    _compare_spec("gt", np.greater),
+    _compare_spec("ge", np.greater_equal),
+    _logical("logical_and", np.logical_and),
+    _logical("logical_or", np.logical_or),
+    OpSpec("logical_not", lambda a: F.logical_not(a > 0), unary(), lambda a: ~(a > 0), differentiable=()),
+    OpSpec("sign", F.sign, unary(), np.sign, differentiable=()),
+    OpSpec("where", lambda a, b, condition: F.where(condition, a, b), _where_case(),
+           lambda a, b, condition: np.where(condition, a, b)),
+    OpSpec("clamp", lambda x, min, max: F.clamp(x, min, max), _clamp_case(),
+           lambda x, min, max: np.clip(x, min, max)),
+    OpSpec("clone", F.clone, unary(), np.copy),
+    OpSpec("cast", lambda x: F.cast(F.cast(x, np.float64), x.dtype), unary(), lambda x: x),
+    OpSpec("to_device", lambda x: F.to_device(x, "cpu"), unary(), lambda x: x),
+]

@@ -5,6 +5,7 @@ every backward below is written as if no broadcasting had happened.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy
@@ -158,7 +159,7 @@ class Erf(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
-        return gy * (2.0 / numpy.sqrt(numpy.pi)) * exp(-(x * x))
+        return gy * (2.0 / math.sqrt(math.pi)) * exp(-(x * x))
 
 
 class Where(Function):

@@ -53,7 +53,10 @@ def arrays(draw: Any, shape: Any = None, dtype: Any = numpy.float64, low: float 
         shape = shapes()
     if isinstance(shape, st.SearchStrategy):
         shape = draw(shape)
-    elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=64)
+    # float32-representable values, so float32 and float64 runs of an op start from the same numbers
+    low32, high32 = (float(numpy.nextafter(numpy.float32(b), numpy.float32(towards)))
+                     if float(numpy.float32(b)) != b else b for b, towards in ((low, high), (high, low)))
+    elements = st.floats(low32, high32, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=32)
     if avoid:
         elements = elements.filter(lambda v: all(abs(v - point) >= margin for point in avoid))
     array = draw(hnp.arrays(numpy.float64, shape, elements=elements)).astype(dtype)
