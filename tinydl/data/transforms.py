@@ -71,7 +71,9 @@ class Normalize(Transform):
                              f"mean/std have {len(self.mean)}")
         mean = np.asarray(self.mean, dtype=images.dtype).reshape(1, -1, 1, 1)
         inverse_std = (1 / np.asarray(self.std, dtype=images.dtype)).reshape(1, -1, 1, 1)
-        return (images - mean) * inverse_std
+        normalized = images - mean
+        normalized *= inverse_std
+        return normalized
 
 
 class RandomCrop(Transform):
@@ -92,17 +94,26 @@ class RandomCrop(Transform):
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_batch(images, "RandomCrop")
-        p = self.padding
-        padded = np.pad(images, ((0, 0), (0, 0), (p, p), (p, p))) if p else images
+        padded = self._pad(images)
         (height, width), (crop_h, crop_w) = padded.shape[2:], self.size
         if crop_h > height or crop_w > width:
             raise ValueError(f"RandomCrop: crop size {self.size} is larger than the padded images "
-                             f"({height}, {width}) (input shape {images.shape}, padding {p})")
+                             f"({height}, {width}) (input shape {images.shape}, padding {self.padding})")
         count = images.shape[0]
         top = rng.integers(0, height - crop_h + 1, size=count)
         left = rng.integers(0, width - crop_w + 1, size=count)
         windows = np.lib.stride_tricks.sliding_window_view(padded, (crop_h, crop_w), axis=(2, 3))
         return windows[np.arange(count), :, top, left]
+
+    def _pad(self, images: np.ndarray) -> np.ndarray:
+        """Zero border of ``padding`` pixels (a zeroed buffer and one copy: several times faster than np.pad)."""
+        p = self.padding
+        if p == 0:
+            return images
+        count, channels, height, width = images.shape
+        padded = np.zeros((count, channels, height + 2 * p, width + 2 * p), dtype=images.dtype)
+        padded[:, :, p:p + height, p:p + width] = images
+        return padded
 
 
 class RandomHorizontalFlip(Transform):
@@ -116,4 +127,6 @@ class RandomHorizontalFlip(Transform):
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_batch(images, "RandomHorizontalFlip")
         flip = rng.random(images.shape[0]) < self.p
-        return np.where(flip[:, None, None, None], images[..., ::-1], images)
+        flipped = images.copy()
+        flipped[flip] = images[flip, ..., ::-1]
+        return flipped
