@@ -279,3 +279,16 @@ def test_a_pickled_array_inside_a_checkpoint_is_refused_and_nothing_runs(tmp_pat
 def test_a_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         load(tmp_path / "nothing-here")
+
+
+def test_loading_onto_a_cuda_device(tmp_path):
+    from tinydl.backend import is_available
+    save({"w": Tensor(np.arange(3.0, dtype=np.float32)), "a": np.arange(2)}, tmp_path / "ckpt")
+    if is_available("cuda"):
+        loaded = load(tmp_path / "ckpt", device="cuda")
+        assert str(loaded["w"].device) == "cuda:0" and isinstance(loaded["a"], np.ndarray)
+        save(loaded, tmp_path / "again")                          # CuPy-held tensors save too
+        assert_same(load(tmp_path / "again")["w"], Tensor(np.arange(3.0, dtype=np.float32)))
+        return
+    with pytest.raises(RuntimeError, match="cuda.*CuPy|CuPy.*cuda"):
+        load(tmp_path / "ckpt", device="cuda")

@@ -249,3 +249,13 @@ def test_each_batch_and_epoch_gets_fresh_augmentation():
     first, second = [[x.numpy() for x, _ in loader] for _ in range(2)]
     assert not np.array_equal(first[0], first[1])
     assert not np.array_equal(first[0], second[0])
+
+
+def test_a_cuda_device_without_a_gpu_is_a_clear_error():
+    from tinydl.backend import is_available
+    if is_available("cuda"):
+        x, y = next(iter(DataLoader(index_dataset(4), 2, device="cuda")))
+        assert str(x.device) == "cuda:0" and x.dtype == np.float32 and y.dtype == np.int64
+        return
+    with pytest.raises(RuntimeError, match="cuda.*CuPy|CuPy.*cuda"):
+        next(iter(DataLoader(index_dataset(4), 2, device="cuda")))
