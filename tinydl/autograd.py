@@ -23,6 +23,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from numpy import ndarray as _ndarray
+
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
 
@@ -112,9 +114,12 @@ class Function:
     def __call__(self, *inputs: "Tensor") -> Any:
         arrays = [tensor.data for tensor in inputs]
         if len(arrays) > 1:
-            _check_same_device(self, arrays)
-        record = any(tensor.requires_grad for tensor in inputs) and getattr(_grad_mode, "enabled", True)
-        self.needs_input_grad = tuple(tensor.requires_grad for tensor in inputs) if record else (False,) * len(inputs)
+            first = type(arrays[0])
+            if first is not _ndarray or any([type(array) is not first for array in arrays]):
+                _check_same_device(self, arrays)
+        needs = tuple([tensor.requires_grad for tensor in inputs])
+        record = True in needs and getattr(_grad_mode, "enabled", True)
+        self.needs_input_grad = needs if record else (False,) * len(needs)
         try:
             result = self.forward(*arrays)
         except (ValueError, TypeError) as error:
@@ -150,9 +155,7 @@ class Function:
 
 
 def _check_same_device(function: Function, arrays: Sequence[Any]) -> None:
-    first = type(arrays[0])
-    if all(type(array) is first for array in arrays) and not hasattr(arrays[0], "device"):
-        return
+    """Raise when the arrays live on different devices (the slow path: mixed array types, or CuPy arrays)."""
     from .backend import device_of
     devices = [device_of(array) for array in arrays]
     if any(d != devices[0] for d in devices):

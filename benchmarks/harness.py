@@ -1,0 +1,79 @@
+"""Timing tinydl against its PyTorch peer fairly on a noisy machine.
+
+Both sides run in one process, with the same thread count, alternating trial by trial (tinydl, torch, tinydl,
+torch, ...), after warm-up; we report the median of each and the ratio tinydl / torch. Absolute times drift with
+the machine's load; the ratio of interleaved medians is what stays comparable between runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from typing import Callable
+
+
+def set_threads(count: int | None = None) -> int:
+    """Use ``count`` threads (default: every core) in NumPy's BLAS and in PyTorch alike; returns the count.
+
+    NumPy's BLAS reads its thread count from the environment when it is first loaded, so benchmark scripts call
+    this before importing numpy (and therefore tinydl).
+    """
+    count = count or os.cpu_count() or 1
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(count))
+    try:
+        import torch
+        torch.set_num_threads(count)
+    except ImportError:
+        pass
+    return count
+
+
+@dataclasses.dataclass
+class Comparison:
+    name: str
+    ours_ms: float
+    peer_ms: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.peer_ms is None else self.ours_ms / self.peer_ms
+
+    def row(self) -> str:
+        ratio = "   n/a" if self.ratio is None else f"{self.ratio:6.2f}"
+        peer = "      n/a" if self.peer_ms is None else f"{self.peer_ms:9.3f}"
+        return f"{self.name:<44} {ratio}  {self.ours_ms:9.3f}  {peer}"
+
+
+HEADER = f"{'benchmark':<44} {'ratio':>6}  {'tinydl ms':>9}  {'torch ms':>9}"
+
+
+def _time_once(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return (time.perf_counter() - start) * 1000
+
+
+def compare(name: str, ours: Callable[[], object], peer: Callable[[], object] | None, trials: int = 20,
+            warmup: int = 3) -> Comparison:
+    """Median milliseconds of ``ours`` and ``peer`` (None: no peer), interleaved trial by trial."""
+    for _ in range(warmup):
+        ours()
+        if peer is not None:
+            peer()
+    ours_times, peer_times = [], []
+    for _ in range(trials):
+        ours_times.append(_time_once(ours))
+        if peer is not None:
+            peer_times.append(_time_once(peer))
+    return Comparison(name, statistics.median(ours_times), statistics.median(peer_times) if peer_times else None)
+
+
+def torch_or_none():
+    """PyTorch when installed (``pip install 'tinydl[oracle]'``), else None (the benchmark then runs alone)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
