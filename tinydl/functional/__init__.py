@@ -11,3 +11,7 @@ from .linalg import *  # noqa: F401,F403
 from . import elementwise, activation, reduction, shape, linalg
 
 __all__ = [name for module in (elementwise, activation, reduction, shape, linalg) for name in module.__all__]
+from .recurrent import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
+from . import recurrent, attention
+__all__ += recurrent.__all__ + attention.__all__

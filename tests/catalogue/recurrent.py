@@ -1,0 +1,123 @@
+"""Catalogue entries for the recurrent cells and the fused LSTM sequence kernel.
+
+The references are written gate by gate in plain NumPy: each gate uses its own block of rows of the stacked
+weights (W_ii, W_if, ... as separate matrices), and sequences are unrolled step by step.
+"""
+import numpy as np
+from hypothesis import strategies as st
+
+import tinydl.functional as F
+from tinydl.testing import Case, OpSpec, arrays
+
+GATES = {"rnn_tanh_cell": 1, "rnn_relu_cell": 1, "gru_cell": 3, "lstm_cell": 4}
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _blocks(weight, count):
+    """The per-gate matrices stacked in ``weight``'s rows."""
+    rows = weight.shape[0] // count
+    return [weight[k * rows:(k + 1) * rows] for k in range(count)]
+
+
+def _affine(x, weights, biases, k):
+    """x W_k^T + b_k for gate k (no bias when biases is None)."""
+    result = x @ weights[k].T
+    return result if biases is None else result + biases[k]
+
+
+def _split_biases(b_ih, b_hh, count):
+    if b_ih is None:
+        return None, None
+    return _blocks(b_ih, count), _blocks(b_hh, count)
+
+
+def reference_elman(act, x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+    bi, bh = _split_biases(b_ih, b_hh, 1)
+    return act(_affine(x, [w_ih], bi, 0) + _affine(h, [w_hh], bh, 0))
+
+
+def reference_gru(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+    wi, wh = _blocks(w_ih, 3), _blocks(w_hh, 3)
+    bi, bh = _split_biases(b_ih, b_hh, 3)
+    r = _sigmoid(_affine(x, wi, bi, 0) + _affine(h, wh, bh, 0))
+    z = _sigmoid(_affine(x, wi, bi, 1) + _affine(h, wh, bh, 1))
+    n = np.tanh(_affine(x, wi, bi, 2) + r * _affine(h, wh, bh, 2))
+    return (1 - z) * n + z * h
+
+
+def reference_lstm(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    wi, wh = _blocks(w_ih, 4), _blocks(w_hh, 4)
+    bi, bh = _split_biases(b_ih, b_hh, 4)
+    i = _sigmoid(_affine(x, wi, bi, 0) + _affine(h, wh, bh, 0))
+    f = _sigmoid(_affine(x, wi, bi, 1) + _affine(h, wh, bh, 1))
+    g = np.tanh(_affine(x, wi, bi, 2) + _affine(h, wh, bh, 2))
+    o = _sigmoid(_affine(x, wi, bi, 3) + _affine(h, wh, bh, 3))
+    c_next = f * c + i * g
+    return o * np.tanh(c_next), c_next
+
+
+def reference_lstm_sequence(input_gates, h, c, w_hh, reverse=False):
+    """Unrolled step by step; the input projection is already in ``input_gates``, so the cell's W_ih is the
+    identity (4H, 4H), whose k-th block of rows selects gate k's columns."""
+    outputs = np.zeros(input_gates.shape[:2] + h.shape[-1:])
+    identity = np.eye(input_gates.shape[-1])
+    steps = range(input_gates.shape[0])
+    for t in (reversed(steps) if reverse else steps):
+        h, c = reference_lstm(input_gates[t], h, c, identity, w_hh)
+        outputs[t] = h
+    return outputs, h, c
+
+
+# ------------------------------------------------------------------------------------------------ strategies
+@st.composite
+def cell_cases(draw, op_name):
+    """Batched or unbatched input, hidden state(s), stacked weights, with or without biases."""
+    gates = GATES[op_name]
+    batch, input_size, hidden = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    lead = () if draw(st.booleans()) else (batch,)
+    x = draw(arrays(lead + (input_size,), low=-2.0, high=2.0))
+    states = [draw(arrays(lead + (hidden,), low=-1.0, high=1.0)) for _ in range(2 if op_name == "lstm_cell" else 1)]
+    w_ih = draw(arrays((gates * hidden, input_size), low=-1.0, high=1.0))
+    w_hh = draw(arrays((gates * hidden, hidden), low=-1.0, high=1.0))
+    biases = [draw(arrays((gates * hidden,), low=-1.0, high=1.0)) for _ in range(2)] if draw(st.booleans()) else []
+    return Case(tuple([x] + states + [w_ih, w_hh] + biases))
+
+
+def _relu_away_from_kink(case, margin=1e-3):
+    """relu is not differentiable at 0: keep the pre-activations away from it."""
+    x, h, w_ih, w_hh, *biases = case.arrays
+    pre = x @ w_ih.T + h @ w_hh.T + (biases[0] + biases[1] if biases else 0)
+    return bool(np.all(np.abs(pre) > margin))
+
+
+@st.composite
+def sequence_cases(draw):
+    """input gates (T, batch, 4H), h0, c0, W_hh, and a direction."""
+    length, batch, hidden = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    input_gates = draw(arrays((length, batch, 4 * hidden), low=-2.0, high=2.0))
+    h0, c0 = (draw(arrays((batch, hidden), low=-1.0, high=1.0)) for _ in range(2))
+    w_hh = draw(arrays((4 * hidden, hidden), low=-1.0, high=1.0))
+    return Case((input_gates, h0, c0, w_hh), {"reverse": draw(st.booleans())})
+
+
+def _lstm_cell(x, h, c, w_ih, w_hh, *biases):
+    return F.lstm_cell(x, (h, c), w_ih, w_hh, *biases)
+
+
+def _lstm_sequence(input_gates, h0, c0, w_hh, reverse):
+    output, (h, c) = F.lstm_sequence(input_gates, (h0, c0), w_hh, reverse=reverse)
+    return output, h, c
+
+
+SPECS = [
+    OpSpec("rnn_tanh_cell", F.rnn_tanh_cell, cell_cases("rnn_tanh_cell"),
+           lambda *a: reference_elman(np.tanh, *a)),
+    OpSpec("rnn_relu_cell", F.rnn_relu_cell, cell_cases("rnn_relu_cell").filter(_relu_away_from_kink),
+           lambda *a: reference_elman(lambda v: np.maximum(v, 0), *a)),
+    OpSpec("gru_cell", F.gru_cell, cell_cases("gru_cell"), reference_gru),
+    OpSpec("lstm_cell", _lstm_cell, cell_cases("lstm_cell"), reference_lstm, twice_differentiable=False),
+    OpSpec("lstm_sequence", _lstm_sequence, sequence_cases(), reference_lstm_sequence, twice_differentiable=False),
+]

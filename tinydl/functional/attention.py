@@ -1,0 +1,206 @@
+"""Scaled dot-product attention, fused: one Function whose backward keeps only the attention probabilities.
+
+For queries Q (..., L, E), keys K (..., S, E) and values V (..., S, Ev):
+
+    scores  S = scale * Q K^T (+ an additive mask; -inf where a boolean mask is False or causality forbids)
+    weights P = softmax(S) along the keys (row-wise, after subtracting each row's maximum, so exp never
+                overflows); a row whose keys are all masked gets P = 0 (not NaN) and zero gradient
+    dropout P' = P * keep / (1 - p) with keep ~ Bernoulli(1 - p) (only when dropout_p > 0)
+    output  O = P' V                                                                      (..., L, Ev)
+
+Backward, with dO the gradient of the output and D = rowsum(dO * O) (= rowsum(dP' * P'), but of size L x Ev
+instead of L x S):
+
+    dV = P'^T dO,   dP = (dO V^T) * keep / (1 - p),   dS = P * (dP - D),
+    dQ = scale * dS K,   dK = scale * dS^T Q,   d(additive mask) = dS.
+
+Only P (and the dropout's boolean keep mask) is stored for backward. The backward is written with tinydl ops,
+so it is differentiable again: under ``create_graph`` P is recomputed as a differentiable function of Q and K.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..autograd import Function, is_grad_enabled
+from ..backend import device_of, get_array_module
+from ..creation import default_generator
+from ..tensor import Tensor
+from .activation import softmax
+from .elementwise import constant, where
+from .reduction import sum
+
+__all__ = ["scaled_dot_product_attention"]
+
+
+def causal_mask(xp: Any, query_length: int, key_length: int) -> Any:
+    """Boolean (L, S) mask, True where query i may attend to key j <= i (PyTorch's lower-left alignment)."""
+    return xp.tril(xp.ones((query_length, key_length), dtype=bool))
+
+
+def _masked_softmax_(scores: Any) -> Any:
+    """Row-wise softmax of ``scores`` in place (rows of -inf give zeros, not NaN); returns ``scores``."""
+    xp = get_array_module(scores)
+    peak = scores.max(axis=-1, keepdims=True)
+    peak[~xp.isfinite(peak)] = 0            # a row that is all -inf: exp(-inf - 0) = 0 everywhere
+    scores -= peak
+    xp.exp(scores, out=scores)
+    total = scores.sum(axis=-1, keepdims=True)
+    total[total == 0] = 1                    # the all-masked rows: 0 / 1 = 0
+    scores /= total
+    return scores
+
+
+class ScaledDotProductAttention(Function):
+    """softmax(scale Q K^T + mask) V, optionally with dropout on the weights; see the module docstring.
+
+    Inputs: Q, K, V and, when the mask is additive (a float tensor), the mask itself (it may require grad).
+    ``allowed`` is the boolean mask (a boolean ``attn_mask``, the causal mask, or both combined), or None.
+    With ``return_weights`` the Function has a second output, the (dropped-out) weights P'.
+    """
+
+    name = "scaled_dot_product_attention"
+
+    def __init__(self, scale: float, allowed: Any, dropout_p: float, return_weights: bool):
+        self.scale, self.allowed, self.dropout_p, self.return_weights = scale, allowed, dropout_p, return_weights
+
+    def forward(self, q, k, v, additive_mask=None):
+        xp = get_array_module(q)
+        scores = (q * q.dtype.type(self.scale)) @ xp.swapaxes(k, -1, -2)
+        if additive_mask is not None:
+            scores += additive_mask
+        if self.allowed is not None:
+            xp.copyto(scores, q.dtype.type(-math.inf), where=~self.allowed)
+        probabilities = _masked_softmax_(scores)
+        weights = probabilities
+        self.keep = None
+        if self.dropout_p > 0:
+            generator = default_generator(device_of(q))
+            self.keep = generator.random(probabilities.shape, dtype=q.dtype) >= self.dropout_p
+            weights = probabilities * self.keep
+            weights *= q.dtype.type(1 / (1 - self.dropout_p))
+        if any(self.needs_input_grad):
+            self.probabilities = probabilities
+        output = weights @ v
+        return (output, weights) if self.return_weights else output
+
+    # ---------------------------------------------------------------------------------------- backward
+    def _dropout(self, x: Tensor) -> Tensor:
+        """x * keep / (1 - p): the dropout applied in forward (identity without dropout)."""
+        if self.keep is None:
+            return x
+        return x * constant(self.keep.astype(x.dtype) * (1 / (1 - self.dropout_p)))
+
+    def _probabilities(self) -> Tensor:
+        """P as a Tensor: the stored array, or, when the backward itself is being recorded (create_graph),
+        P recomputed from Q, K (and the additive mask) with differentiable ops."""
+        if not is_grad_enabled():
+            return constant(self.probabilities)
+        q, k = self.inputs[0], self.inputs[1]
+        scores = (q * self.scale) @ k.mT
+        if len(self.inputs) == 4:
+            scores = scores + self.inputs[3]
+        xp = get_array_module(scores.data)
+        negative_infinity = constant(xp.asarray(-math.inf, dtype=scores.dtype))
+        if self.allowed is not None:
+            scores = where(self.allowed, scores, negative_infinity)
+        dead_rows = ~xp.isfinite(scores.data.max(axis=-1, keepdims=True))
+        zero = constant(xp.zeros((), dtype=scores.dtype))
+        probabilities = softmax(where(dead_rows, zero, scores), -1)
+        return where(dead_rows, zero, probabilities)
+
+    def backward(self, grad_output, grad_weights=None):
+        q, k, v = self.inputs[:3]
+        needs = self.needs_input_grad
+        probabilities = self._probabilities()
+        weights = self._dropout(probabilities)
+        grad_v = weights.mT @ grad_output if needs[2] else None
+        if not (needs[0] or needs[1] or (len(needs) == 4 and needs[3])):
+            return None, None, grad_v, None
+        row_dot = sum(grad_output * self.output(0), -1, keepdim=True)          # D = rowsum(dO * O)
+        grad_weights_total = grad_output @ v.mT
+        if grad_weights is not None:
+            grad_weights_total = grad_weights_total + grad_weights
+            row_dot = row_dot + sum(grad_weights * weights, -1, keepdim=True)
+        grad_scores = probabilities * (self._dropout(grad_weights_total) - row_dot)
+        grad_q = (grad_scores @ k) * self.scale if needs[0] else None
+        grad_k = (grad_scores.mT @ q) * self.scale if needs[1] else None
+        grad_mask = grad_scores if len(needs) == 4 and needs[3] else None
+        return grad_q, grad_k, grad_v, grad_mask
+
+
+# -------------------------------------------------------------------------------------------- validation
+def broadcast_shapes(op: str, what: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The NumPy broadcast of ``shapes``, or a ValueError naming ``op``, ``what`` and the shapes."""
+    ndim = max(len(shape) for shape in shapes)
+    result = []
+    for axis in range(-ndim, 0):
+        sizes = {shape[axis] for shape in shapes if len(shape) >= -axis} - {1}
+        if len(sizes) > 1:
+            listing = ", ".join(str(tuple(shape)) for shape in shapes)
+            raise ValueError(f"{op}: {what} do not broadcast together: {listing}")
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(result)
+
+
+def _check_mask(attn_mask: Any, scores_shape: tuple[int, ...], dtype: Any) -> None:
+    op = "scaled_dot_product_attention"
+    mask_shape = tuple(attn_mask.shape)
+    fits = len(mask_shape) <= len(scores_shape) and all(
+        m in (1, s) for m, s in zip(mask_shape[::-1], scores_shape[::-1]))
+    if not fits:
+        raise ValueError(f"{op}: attn_mask of shape {mask_shape} does not broadcast to the attention scores of "
+                         f"shape {scores_shape} (batch..., query length, key length)")
+    if attn_mask.dtype.kind != "b" and attn_mask.dtype != dtype:
+        raise TypeError(f"{op}: attn_mask must be boolean (True = attend) or of the query's dtype {dtype} "
+                        f"(added to the scores), found {attn_mask.dtype}")
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
+                                 need_weights: bool = False) -> Any:
+    """softmax(Q K^T * scale + mask) V, as ``torch.nn.functional.scaled_dot_product_attention``.
+
+    query (..., L, E), key (..., S, E), value (..., S, Ev), batch dimensions broadcasting; returns (..., L, Ev).
+    ``attn_mask`` broadcasts to (..., L, S): boolean (True = take part in attention) or float (added to the
+    scores). ``is_causal`` masks keys j > i. ``scale`` defaults to 1 / sqrt(E). Rows with every key masked give
+    zeros. ``need_weights=True`` (a tinydl extension, used by MultiheadAttention) also returns the attention
+    weights (..., L, S), differentiable.
+    """
+    op = "scaled_dot_product_attention"
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if t.ndim < 2:
+            raise ValueError(f"{op}: expected {name} of shape (..., length, features), found {tuple(t.shape)}")
+        if t.dtype.kind != "f":
+            raise TypeError(f"{op}: expected a floating {name}, found dtype {t.dtype}")
+    if key.dtype != query.dtype or value.dtype != query.dtype:
+        raise TypeError(f"{op}: query, key and value must share one dtype, found {query.dtype}, {key.dtype}, "
+                        f"{value.dtype}")
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(f"{op}: query and key need the same feature size, found query {tuple(query.shape)} and "
+                         f"key {tuple(key.shape)}")
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"{op}: key and value need the same length, found key {tuple(key.shape)} and value "
+                         f"{tuple(value.shape)}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must lie in [0, 1), found {dropout_p}")
+    batch = broadcast_shapes(op, "the batch dimensions of query and key", query.shape[:-2], key.shape[:-2])
+    broadcast_shapes(op, "the batch dimensions of the scores and value", batch, value.shape[:-2])
+    scores_shape = batch + (query.shape[-2], key.shape[-2])
+    xp = get_array_module(query.data)
+    allowed, additive = None, None
+    if attn_mask is not None:
+        if is_causal:
+            raise ValueError(f"{op}: give either attn_mask or is_causal=True, not both")
+        attn_mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
+        _check_mask(attn_mask, scores_shape, query.dtype)
+        if attn_mask.dtype.kind == "b":
+            allowed = attn_mask.data
+        else:
+            additive = attn_mask
+    if is_causal:
+        allowed = causal_mask(xp, query.shape[-2], key.shape[-2])
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    function = ScaledDotProductAttention(float(scale), allowed, float(dropout_p), need_weights)
+    return function(query, key, value) if additive is None else function(query, key, value, additive)
