@@ -2,16 +2,18 @@
 
 Every public function here has an entry in the op catalogue (tests/catalogue/), which checks it against an
 independent reference, with gradcheck and with hypothesis-generated inputs.
-"""
-from .elementwise import *  # noqa: F401,F403
-from .activation import *  # noqa: F401,F403
-from .reduction import *  # noqa: F401,F403
-from .shape import *  # noqa: F401,F403
-from .linalg import *  # noqa: F401,F403
-from . import elementwise, activation, reduction, shape, linalg
 
-__all__ = [name for module in (elementwise, activation, reduction, shape, linalg) for name in module.__all__]
-from .recurrent import *  # noqa: F401,F403
-from .attention import *  # noqa: F401,F403
-from . import recurrent, attention
-__all__ += recurrent.__all__ + attention.__all__
+To add a family: write ``tinydl/functional/<family>.py`` with an ``__all__`` and add its name to ``FAMILIES``.
+"""
+import importlib as _importlib
+
+FAMILIES = ("elementwise", "activation", "reduction", "shape", "linalg", "recurrent", "attention", "loss",
+            "normalization", "dropout", "embedding")
+
+__all__: list = []
+for _family in FAMILIES:
+    _module = _importlib.import_module(f"{__name__}.{_family}")
+    for _name in _module.__all__:
+        globals()[_name] = getattr(_module, _name)
+    __all__ += _module.__all__
+del _family, _module, _name
