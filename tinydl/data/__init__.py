@@ -7,3 +7,8 @@ from .mnist import MNIST, FashionMNIST
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "default_collate", "gather", "DataLoader",
            "transforms", "CIFAR10", "MNIST", "FashionMNIST"]
+
+from . import text
+from .text import CharVocab, LanguageModelBatches, PadCollate, TextClassificationDataset, WordVocab
+
+__all__ += ["text", "CharVocab", "LanguageModelBatches", "WordVocab", "TextClassificationDataset", "PadCollate"]
