@@ -79,9 +79,9 @@ class ScaledDotProductAttention(Function):
             self.keep = generator.random(probabilities.shape, dtype=q.dtype) >= self.dropout_p
             weights = probabilities * self.keep
             weights *= q.dtype.type(1 / (1 - self.dropout_p))
-        if any(self.needs_input_grad):
-            self.probabilities = probabilities
         output = weights @ v
+        if any(self.needs_input_grad):
+            self.probabilities, self.output_array = probabilities, output
         return (output, weights) if self.return_weights else output
 
     # ---------------------------------------------------------------------------------------- backward
@@ -109,6 +109,18 @@ class ScaledDotProductAttention(Function):
         probabilities = softmax(where(dead_rows, zero, scores), -1)
         return where(dead_rows, zero, probabilities)
 
+    def _row_dot(self, grad_output: Tensor, grad_weights: Tensor | None, weights: Tensor,
+                 grad_probabilities: Tensor, probabilities: Tensor) -> Tensor:
+        """D = rowsum(dP * P), the softmax's correction term. Equal to rowsum(dO * O) (+ rowsum(dW * W) when the
+        weights have a gradient of their own), which reads L x Ev numbers instead of L x S; the backward being
+        recorded (create_graph) uses the direct form, in which every factor is differentiable."""
+        if is_grad_enabled():
+            return sum(grad_probabilities * probabilities, -1, keepdim=True)
+        row_dot = sum(grad_output * constant(self.output_array), -1, keepdim=True)
+        if grad_weights is not None:
+            row_dot = row_dot + sum(grad_weights * weights, -1, keepdim=True)
+        return row_dot
+
     def backward(self, grad_output, grad_weights=None):
         q, k, v = self.inputs[:3]
         needs = self.needs_input_grad
@@ -117,12 +129,12 @@ class ScaledDotProductAttention(Function):
         grad_v = weights.mT @ grad_output if needs[2] else None
         if not (needs[0] or needs[1] or (len(needs) == 4 and needs[3])):
             return None, None, grad_v, None
-        row_dot = sum(grad_output * self.output(0), -1, keepdim=True)          # D = rowsum(dO * O)
         grad_weights_total = grad_output @ v.mT
         if grad_weights is not None:
             grad_weights_total = grad_weights_total + grad_weights
-            row_dot = row_dot + sum(grad_weights * weights, -1, keepdim=True)
-        grad_scores = probabilities * (self._dropout(grad_weights_total) - row_dot)
+        grad_probabilities = self._dropout(grad_weights_total)
+        grad_scores = probabilities * (grad_probabilities - self._row_dot(grad_output, grad_weights, weights,
+                                                                           grad_probabilities, probabilities))
         grad_q = (grad_scores @ k) * self.scale if needs[0] else None
         grad_k = (grad_scores.mT @ q) * self.scale if needs[1] else None
         grad_mask = grad_scores if len(needs) == 4 and needs[3] else None

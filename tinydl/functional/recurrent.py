@@ -144,6 +144,7 @@ class LSTMSequence(Function):
         outputs = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
         record = any(self.needs_input_grad)
         if record:
+            self.outputs = outputs  # the h_t, shared with output 0 (which the caller may drop before backward)
             self.activated = xp.empty(input_gates.shape, dtype=input_gates.dtype)
             self.cells = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
             self.tanh_cells = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
@@ -161,7 +162,7 @@ class LSTMSequence(Function):
     def backward(self, grad_outputs, grad_h_last, grad_c_last):
         input_gates, h0, c0, w_hh = (t.data for t in self.inputs)
         xp = get_array_module(input_gates)
-        outputs = self.output(0).data
+        outputs = self.outputs
         length = input_gates.shape[0]
         steps = list(self._steps(length))
         grad_gates = xp.empty_like(input_gates)
@@ -302,7 +303,7 @@ def lstm_sequence(input_gates: Tensor, hx: tuple[Tensor, Tensor], w_hh: Tensor, 
         raise ValueError(f"lstm_sequence: expected w_hh of shape (4 * hidden_size, hidden_size), found "
                          f"{_shape(w_hh)}")
     hidden = w_hh.shape[1]
-    if input_gates.ndim != 3 or input_gates.shape[-1] != 4 * hidden:
+    if input_gates.ndim != 3 or input_gates.shape[-1] != 4 * hidden or input_gates.shape[0] == 0:
         raise ValueError(f"lstm_sequence: expected input_gates of shape (seq_len, batch, {4 * hidden}), found "
                          f"{_shape(input_gates)}")
     expected_state = (input_gates.shape[1], hidden)
