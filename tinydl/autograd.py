@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from numpy import ndarray as _ndarray
 
+from . import anomaly as _anomaly
+from .anomaly import _state as _anomaly_state  # tinydl.detect_anomaly's thread-local flag
+
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
 
@@ -124,6 +127,8 @@ class Function:
             result = self.forward(*arrays)
         except (ValueError, TypeError) as error:
             raise _named_error(self, error, arrays) from error
+        if _anomaly_state.enabled:
+            _anomaly.forward_hook(self, arrays, result)
         make = _Tensor._from_array
         if type(result) is tuple:
             outputs = tuple(make(array) for array in result)
@@ -218,14 +223,22 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
     pending: dict[Function, list[list[Any]]] = {}
     leaf_arrays: set[int] = set()
 
+    def accumulate(total: "Tensor | None", gradient: "Tensor") -> "Tensor":
+        """total + gradient; a raw array addition unless the sum itself must be differentiable."""
+        if total is None:
+            return gradient
+        if create_graph:
+            return total + gradient
+        return _Tensor._from_array(total.data + gradient.data)
+
     def deliver(tensor: "Tensor", gradient: "Tensor") -> None:
-        if gradient.dtype != tensor.dtype:
-            gradient = gradient.to(tensor.dtype)
-        if gradient.shape != tensor.shape:
-            gradient = _sum_to(gradient, tensor.shape)
+        if gradient.data.dtype != tensor.data.dtype:
+            gradient = gradient.to(tensor.data.dtype)
+        if gradient.data.shape != tensor.data.shape:
+            gradient = _sum_to(gradient, tensor.data.shape)
         creator = tensor._creator
         if creator is None or id(tensor) in wanted:
-            _collect(tensor, gradient)
+            collect(tensor, gradient)
             if creator is None:
                 return
         slot = pending.get(creator)
@@ -233,21 +246,22 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
             slot = pending[creator] = [[None] * len(creator._outputs), [None] * len(creator._outputs)]
         grads, keep = slot
         index = tensor._index
-        grads[index] = gradient if grads[index] is None else grads[index] + gradient
+        grads[index] = accumulate(grads[index], gradient)
         keep[index] = tensor
 
-    def _collect(tensor: "Tensor", gradient: "Tensor") -> None:
+    def collect(tensor: "Tensor", gradient: "Tensor") -> None:
         position = wanted.get(id(tensor))
         if position is not None:
-            captured[position] = gradient if captured[position] is None else captured[position] + gradient
+            captured[position] = accumulate(captured[position], gradient)
         elif inputs is None and tensor.requires_grad:
-            if not create_graph:
-                gradient = gradient.detach()
+            if not create_graph and tensor.grad is None:
                 # .grad must own writable memory that no other leaf shares (optimizers update it in place)
                 if id(gradient.data) in leaf_arrays or not getattr(gradient.data.flags, "writeable", True):
                     gradient = _Tensor._from_array(gradient.data.copy())
+                else:
+                    gradient = gradient.detach()
                 leaf_arrays.add(id(gradient.data))
-            tensor.grad = gradient if tensor.grad is None else tensor.grad + gradient
+            tensor.grad = accumulate(tensor.grad, gradient)
 
     order = _topological_order(outputs)
     previous_mode = is_grad_enabled()
@@ -268,7 +282,10 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                     "create_graph=True (a second derivative) is not supported through it")
             if len(grads) > 1:
                 grads = [g if g is not None else _zeros(function, i) for i, g in enumerate(grads)]
-            input_grads = function.backward(*grads)
+            if _anomaly_state.enabled:
+                input_grads = _anomaly.run_backward(function, grads)
+            else:
+                input_grads = function.backward(*grads)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for tensor, gradient in zip(function.inputs, input_grads):
