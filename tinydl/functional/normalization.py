@@ -1,0 +1,140 @@
+"""Batch and layer normalisation: standardise over some axes, then scale and shift per feature.
+
+Both share one kernel, :class:`Normalize`: x_hat = (x - mean) / sqrt(var + eps) over a set of axes (the batch and
+spatial axes for batch_norm, the trailing ``normalized_shape`` axes for layer_norm); the affine part
+``x_hat * weight + bias`` is plain broadcasting arithmetic.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+from ..autograd import Function, is_grad_enabled
+from ..backend import get_array_module
+from ..tensor import Tensor
+from .elementwise import constant, sqrt
+from .reduction import mean, var
+
+__all__ = ["batch_norm", "layer_norm"]
+
+
+class Normalize(Function):
+    """x_hat = (x - mean) / sqrt(var + eps) over ``axes``, with the biased variance (two passes, so that large,
+    nearly equal values lose nothing and a constant input gives x_hat = 0).
+
+    Backward, with means over the same axes and s = 1 / sqrt(var + eps):
+        dx = s (g - mean(g) - x_hat mean(g x_hat)).
+    It is written with tinydl ops on x_hat (the output) and s; when the backward is itself being differentiated,
+    s is recomputed from x with tinydl ops, so that its dependence on x is part of the graph.
+    """
+
+    def __init__(self, axes: tuple[int, ...], eps: float):
+        self.axes, self.eps = axes, eps
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.mean = x.mean(axis=self.axes, keepdims=True)
+        centred = x - self.mean
+        self.var = (centred * centred).mean(axis=self.axes, keepdims=True)
+        self.inv_std = 1 / xp.sqrt(self.var + self.eps)
+        centred *= self.inv_std
+        return centred
+
+    def backward(self, g):
+        x_hat = self.output()
+        mean_g = mean(g, self.axes, keepdim=True)
+        mean_g_x_hat = mean(g * x_hat, self.axes, keepdim=True)
+        return (g - mean_g - x_hat * mean_g_x_hat) * self._inv_std()
+
+    def _inv_std(self) -> Tensor:
+        if not is_grad_enabled():
+            return constant(self.inv_std)
+        variance = var(self.inputs[0], self.axes, keepdim=True, correction=0)
+        return 1 / sqrt(variance + self.eps)
+
+
+def _affine(x_hat: Tensor, weight: Tensor | None, bias: Tensor | None, shape: Sequence[int]) -> Tensor:
+    """x_hat * weight + bias, with weight and bias reshaped to ``shape`` to broadcast against x_hat."""
+    result = x_hat if weight is None else x_hat * weight.reshape(shape)
+    return result if bias is None else result + bias.reshape(shape)
+
+
+def _check_parameter(op: str, name: str, value: Any, shape: tuple[int, ...], input: Tensor) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
+    if tuple(value.shape) != shape:
+        raise ValueError(f"{op}: {name} must have shape {shape} for an input of shape {tuple(input.shape)}, "
+                         f"got {tuple(value.shape)}")
+    if value.dtype != input.dtype:
+        raise TypeError(f"{op}: {name} has dtype {value.dtype} but the input has {input.dtype}")
+    if value.device != input.device:
+        raise RuntimeError(f"{op}: {name} is on {value.device} but the input is on {input.device}")
+
+
+def _check_input(op: str, input: Tensor, min_dims: int) -> None:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: expected the input to be a Tensor, got {type(input).__name__}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating-point input, got dtype {input.dtype}")
+    if input.ndim < min_dims:
+        raise ValueError(f"{op}: expected an input of at least {min_dims} dimensions, got shape "
+                         f"{tuple(input.shape)}")
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalisation of ``input`` (N, C, ...) per channel C.
+
+    Training: statistics of the batch (over N and the spatial axes, biased variance), and in place
+    running_mean <- (1 - momentum) running_mean + momentum mean, running_var likewise with the unbiased
+    variance (PyTorch's rule). Evaluation: the running statistics. Then y = x_hat * weight + bias per channel.
+    """
+    op = "batch_norm"
+    _check_input(op, input, 2)
+    channels = input.shape[1]
+    for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                        ("bias", bias)):
+        _check_parameter(op, name, value, (channels,), input)
+    shape = (1, channels) + (1,) * (input.ndim - 2)
+    if training:
+        axes = (0,) + tuple(range(2, input.ndim))
+        count = input.size // max(channels, 1)
+        if count <= 1:
+            raise ValueError(f"{op}: expected more than 1 value per channel when training, got input of shape "
+                             f"{tuple(input.shape)}")
+        normalize = Normalize(axes, eps)
+        x_hat = normalize(input)
+        _update_running(running_mean, normalize.mean, momentum)
+        _update_running(running_var, normalize.var * (count / (count - 1)), momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{op}: running_mean and running_var are required when training=False")
+        inv_std = 1 / get_array_module(input.data).sqrt(running_var.data + eps)
+        x_hat = (input - constant(running_mean.data.reshape(shape))) * constant(inv_std.reshape(shape))
+    return _affine(x_hat, weight, bias, shape)
+
+
+def _update_running(running: Tensor | None, batch_statistic: Any, momentum: float) -> None:
+    """running <- (1 - momentum) running + momentum batch_statistic, in place, outside the graph."""
+    if running is not None:
+        running.data[...] = (1 - momentum) * running.data + momentum * batch_statistic.reshape(running.shape)
+
+
+def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Layer normalisation over the trailing ``normalized_shape`` dimensions of ``input``:
+    y = (x - mean) / sqrt(var + eps) * weight + bias, with weight and bias of shape ``normalized_shape``."""
+    op = "layer_norm"
+    normalized = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    normalized = tuple(int(size) for size in normalized)
+    _check_input(op, input, len(normalized))
+    if not normalized or tuple(input.shape[input.ndim - len(normalized):]) != normalized:
+        raise ValueError(f"{op}: normalized_shape {normalized} must be the trailing dimensions of the input, "
+                         f"whose shape is {tuple(input.shape)}")
+    _check_parameter(op, "weight", weight, normalized, input)
+    _check_parameter(op, "bias", bias, normalized, input)
+    axes = tuple(range(input.ndim - len(normalized), input.ndim))
+    return _affine(Normalize(axes, eps)(input), weight, bias, normalized)
