@@ -4,11 +4,13 @@ from __future__ import annotations
 import numpy as _numpy
 
 from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .anomaly import detect_anomaly
 from .backend import Device, device, get_array_module, is_available
 from .tensor import Tensor, as_tensor, tensor
 from .creation import (arange, default_generator, empty, eye, full, full_like, linspace, manual_seed, ones,
                        ones_like, rand, rand_like, randint, randn, randn_like, randperm, zeros, zeros_like)
 from . import data, functional
+from . import nn, optim
 from .serialization import load, save
 from .functional import (cat, chunk, exp, log, matmul, maximum, minimum, permute, reshape, sigmoid, split, sqrt,
                          stack, tanh, where)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 from numpy import ndarray as _ndarray
 
 from . import anomaly as _anomaly
-from .anomaly import _state as _anomaly_state  # tinydl.detect_anomaly's thread-local flag
+from .anomaly import _state as _anomaly_state, active_threads as _anomaly_threads  # tinydl.detect_anomaly
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
@@ -127,7 +127,7 @@ class Function:
             result = self.forward(*arrays)
         except (ValueError, TypeError) as error:
             raise _named_error(self, error, arrays) from error
-        if _anomaly_state.enabled:
+        if _anomaly_threads and _anomaly_state.enabled:
             _anomaly.forward_hook(self, arrays, result)
         make = _Tensor._from_array
         if type(result) is tuple:
@@ -282,7 +282,7 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                     "create_graph=True (a second derivative) is not supported through it")
             if len(grads) > 1:
                 grads = [g if g is not None else _zeros(function, i) for i, g in enumerate(grads)]
-            if _anomaly_state.enabled:
+            if _anomaly_threads and _anomaly_state.enabled:
                 input_grads = _anomaly.run_backward(function, grads)
             else:
                 input_grads = function.backward(*grads)
