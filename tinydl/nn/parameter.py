@@ -1,0 +1,27 @@
+"""``Parameter``: a Tensor that a Module owns and an optimizer trains."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from ..tensor import Tensor
+
+__all__ = ["Parameter"]
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that requires grad by default; assigning one to a Module attribute registers it.
+
+    ``Parameter(tensor_or_array)`` shares the array it is given (no copy), as PyTorch does.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any = None, requires_grad: bool = True):
+        if data is None:
+            data = numpy.empty(0, dtype=numpy.float32)
+        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()

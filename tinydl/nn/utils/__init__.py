@@ -1,0 +1,4 @@
+"""Helpers around modules and their parameters."""
+from .clip_grad import clip_grad_norm_
+
+__all__ = ["clip_grad_norm_"]
