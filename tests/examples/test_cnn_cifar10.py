@@ -1,0 +1,133 @@
+"""The CIFAR-10 example end to end, on a tiny dataset in the official binary layout written to tmp_path."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinydl
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "cnn_cifar10.py"
+TRAIN_PER_FILE, TEST_COUNT = 26, 64  # 5 training files: 130 training images
+
+
+@pytest.fixture(scope="module")
+def example():
+    spec = importlib.util.spec_from_file_location("cnn_cifar10", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_cifar_file(path: Path, count: int, rng: np.random.Generator) -> None:
+    """``count`` records of one label byte and 3072 pixel bytes; the class shows in the mean of a channel, so a
+    model can learn something, but the test does not depend on it."""
+    labels = rng.integers(0, 10, size=count, dtype=np.uint8)
+    pixels = rng.integers(0, 128, size=(count, 3, 32, 32), dtype=np.uint8)
+    pixels[:, 0] += (labels * 12)[:, None, None].astype(np.uint8)
+    records = np.concatenate([labels[:, None], pixels.reshape(count, -1)], axis=1)
+    path.write_bytes(records.tobytes())
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cifar")
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for number in range(1, 6):
+        write_cifar_file(folder / f"data_batch_{number}.bin", TRAIN_PER_FILE, rng)
+    write_cifar_file(folder / "test_batch.bin", TEST_COUNT, rng)
+    return root
+
+
+def arguments(data_dir: Path, checkpoint_dir: Path, *extra: str) -> list[str]:
+    return ["--data-dir", str(data_dir), "--checkpoint-dir", str(checkpoint_dir), "--batch-size", "32", *extra]
+
+
+FINAL_LINE = re.compile(r"test accuracy: (\d{1,3}\.\d\d)%")
+
+
+def final_accuracy(output: str) -> float:
+    last = output.strip().splitlines()[-1]
+    match = FINAL_LINE.fullmatch(last)
+    assert match, f"last line {last!r} is not 'test accuracy: NN.NN%'"
+    return float(match.group(1))
+
+
+def test_one_epoch_prints_the_final_line_and_writes_a_checkpoint_and_plot(example, data_dir, tmp_path, capsys):
+    plot = tmp_path / "curves.png"
+    accuracy = example.main(arguments(data_dir, tmp_path / "ckpt", "--epochs", "1", "--plot", str(plot)))
+    output = capsys.readouterr().out
+    assert final_accuracy(output) == pytest.approx(accuracy, abs=0.0051)
+    assert "epoch 1/1: train loss" in output
+
+    checkpoint = tinydl.load(tmp_path / "ckpt" / "last.tdl")
+    assert checkpoint["epoch"] == 1
+    assert checkpoint["history"]["test_acc"] == [accuracy]
+    shapes = {name: tuple(value.shape) for name, value in checkpoint["model"].items()}
+    assert shapes == {"conv1.weight": (64, 3, 3, 3), "conv1.bias": (64,), "conv2.weight": (128, 64, 3, 3),
+                      "conv2.bias": (128,), "fc1.weight": (512, 8192), "fc1.bias": (512,),
+                      "fc2.weight": (10, 512), "fc2.bias": (10,)}
+    assert all(value.dtype == np.float32 for value in checkpoint["model"].values())
+    model = example.Net()
+    model.load_state_dict(checkpoint["model"])  # strict: the keys are exactly the model's
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_after_an_interrupted_epoch_matches_a_run_straight_through(example, data_dir, tmp_path, capsys,
+                                                                          monkeypatch):
+    options = ("--recipe", "best", "--epochs", "2", "--limit-train", "64", "--limit-test", "32")
+    straight = example.main(arguments(data_dir, tmp_path / "straight", *options))
+
+    real_save = example.save_checkpoint
+
+    def save_then_crash(directory, state):
+        real_save(directory, state)
+        raise KeyboardInterrupt("killed after the first epoch's checkpoint")
+
+    monkeypatch.setattr(example, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        example.main(arguments(data_dir, tmp_path / "resumed", *options))
+    monkeypatch.setattr(example, "save_checkpoint", real_save)
+    assert tinydl.load(tmp_path / "resumed" / "last.tdl")["epoch"] == 1
+    capsys.readouterr()
+
+    resumed = example.main(arguments(data_dir, tmp_path / "resumed", *options, "--resume"))
+    output = capsys.readouterr().out
+    assert "resumed from" in output and "epoch 1/2:" not in output and "epoch 2/2:" in output
+    assert resumed == straight
+    state_straight = tinydl.load(tmp_path / "straight" / "last.tdl")
+    state_resumed = tinydl.load(tmp_path / "resumed" / "last.tdl")
+    for name, value in state_straight["model"].items():
+        np.testing.assert_array_equal(state_resumed["model"][name].numpy(), value.numpy(), err_msg=name)
+    assert state_resumed["history"] == state_straight["history"]
+
+
+def test_resume_refuses_other_settings_and_a_missing_checkpoint(example, data_dir, tmp_path):
+    example.main(arguments(data_dir, tmp_path / "ckpt", "--epochs", "1", "--limit-train", "32", "--limit-test",
+                           "32"))
+    with pytest.raises(ValueError, match="batch_size: checkpoint 32, now 16"):
+        example.main(["--data-dir", str(data_dir), "--checkpoint-dir", str(tmp_path / "ckpt"), "--batch-size", "16",
+                      "--epochs", "1", "--limit-train", "32", "--limit-test", "32", "--resume"])
+    with pytest.raises(FileNotFoundError, match="no checkpoint at .*last.tdl"):
+        example.main(arguments(data_dir, tmp_path / "empty", "--epochs", "1", "--resume"))
+
+
+def test_missing_dataset_says_how_to_get_it(example, tmp_path):
+    with pytest.raises(SystemExit, match=r"(?s)make_cifar10_bin.py .*--download"):
+        example.main(["--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"])
+
+
+def test_recipes_and_overrides(example):
+    article = example.chosen_recipe(example.parse_arguments(["--recipe", "article"]))
+    assert (article.epochs, article.batch_size, article.lr, article.augment, article.normalize,
+            article.one_cycle, article.label_smoothing) == (10, 64, 1e-3, False, False, False, 0.0)
+    best = example.chosen_recipe(example.parse_arguments(["--no-augment", "--lr", "0.002", "--epochs", "3"]))
+    assert (best.augment, best.lr, best.epochs, best.one_cycle) == (False, 0.002, 3, True)
