@@ -5,7 +5,7 @@ import math
 from typing import Any, Iterable
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, _check_non_negative, add_scaled, blocks, effective_gradient
+from .optimizer import Optimizer, _check_non_negative, add_scaled, effective_gradient
 
 __all__ = ["Adam", "AdamW"]
 
@@ -55,12 +55,10 @@ class Adam(Optimizer):
         bias_correction2_sqrt = math.sqrt(1 - beta2 ** state["step"])
         arrays = (param, grad, state["exp_avg"], state["exp_avg_sq"]) + (
             (state["max_exp_avg_sq"],) if amsgrad else ())
-        for p, g, m, v, *v_max in blocks(*arrays):
+        for gradient_scratch, scratch, p, g, m, v, *v_max in self._workspace.blocks(*arrays):
             if decoupled and weight_decay != 0:
                 p *= 1 - lr * weight_decay
-            g = effective_gradient(p, g, 0.0 if decoupled else weight_decay, group["maximize"],
-                                   self._workspace.scratch(p, 0))
-            scratch = self._workspace.scratch(p, 1)
+            g = effective_gradient(p, g, 0.0 if decoupled else weight_decay, group["maximize"], gradient_scratch)
             xp.subtract(g, m, out=scratch)
             add_scaled(m, scratch, 1 - beta1, scratch)
             v *= beta2

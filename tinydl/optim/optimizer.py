@@ -4,8 +4,8 @@ A subclass implements ``_update(param, grad, state, group)``: one in-place step 
 The base class runs it under ``no_grad`` for every parameter that has a gradient.
 
 Updates are sequences of in-place ufunc calls (``xp.multiply(a, b, out=c)``) on preallocated arrays, so a step
-allocates nothing. On the CPU they run block by block (:func:`blocks`): each block of all the arrays involved
-fits in cache, so the ten or so passes of an Adam update cost little more than one trip through memory.
+allocates nothing. On the CPU they run block by block (:meth:`Workspace.blocks`): one block of all the arrays
+involved fits in cache, so the dozen passes of an Adam update cost little more than one trip through memory.
 """
 from __future__ import annotations
 
@@ -18,43 +18,45 @@ from ..autograd import enable_grad, no_grad
 from ..backend import device_of, get_array_module, to_device
 from ..tensor import Tensor
 
-__all__ = ["Optimizer", "blocks", "Workspace", "add_scaled", "effective_gradient"]
+__all__ = ["Optimizer", "Workspace", "add_scaled", "effective_gradient"]
 
 CPU_BLOCK = 1 << 15  # elements per block on the CPU: 128 KiB of float32 per array, a handful of arrays in L2
 
 
-def blocks(*arrays: Any) -> Iterator[tuple[Any, ...]]:
-    """Matching pieces of same-shaped arrays, for an elementwise update done piece by piece.
-
-    On the CPU, when every array is C-contiguous, the pieces are flat views of CPU_BLOCK elements (writes through
-    them land in the arrays). Otherwise (on a GPU, where one kernel per pass over the whole array is best, or for
-    a non-contiguous array) there is one piece: the arrays themselves.
-    """
-    first = arrays[0]
-    on_cpu = device_of(first).type == "cpu"
-    if not on_cpu or first.size <= CPU_BLOCK or not all(a.flags.c_contiguous for a in arrays):
-        yield arrays
-        return
-    flat = [a.reshape(-1) for a in arrays]
-    for start in range(0, first.size, CPU_BLOCK):
-        yield tuple(a[start:start + CPU_BLOCK] for a in flat)
-
-
 class Workspace:
-    """Reusable scratch arrays, one set per (device, dtype), grown to the largest size asked for."""
+    """Where the elementwise updates of an optimizer run: the arrays of a parameter cut into matching blocks, and
+    reusable scratch arrays (one set per device and dtype, grown to the largest size needed) for each block."""
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, str, int], Any] = {}
 
-    def scratch(self, like: Any, slot: int = 0) -> Any:
-        """An uninitialised array shaped like ``like`` (scratch number ``slot``), valid until the next call
-        with the same slot."""
+    def _scratch(self, like: Any, size: int, slot: int) -> Any:
         key = (str(device_of(like)), like.dtype.str, slot)
         buffer = self._buffers.get(key)
-        if buffer is None or buffer.size < like.size:
-            buffer = get_array_module(like).empty(like.size, dtype=like.dtype)
-            self._buffers[key] = buffer
-        return buffer[:like.size].reshape(like.shape)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[key] = get_array_module(like).empty(size, dtype=like.dtype)
+        return buffer
+
+    def blocks(self, *arrays: Any, scratch: int = 2) -> Iterator[tuple[Any, ...]]:
+        """Matching pieces of same-shaped arrays, each tuple led by ``scratch`` uninitialised scratch arrays of the
+        piece's shape: ``for s0, s1, p, g in workspace.blocks(param, grad)``.
+
+        On the CPU, when every array is C-contiguous, the pieces are flat views of CPU_BLOCK elements (writes
+        through them land in the arrays). Otherwise (on a GPU, where one kernel per pass over the whole array is
+        best, or for a non-contiguous array) there is one piece: the arrays themselves.
+        """
+        first = arrays[0]
+        if device_of(first).type != "cpu" or first.size <= CPU_BLOCK or not all(a.flags.c_contiguous
+                                                                                  for a in arrays):
+            buffers = [self._scratch(first, first.size, slot)[:first.size].reshape(first.shape)
+                       for slot in range(scratch)]
+            yield (*buffers, *arrays)
+            return
+        flat = [a.reshape(-1) for a in arrays]
+        buffers = [self._scratch(first, CPU_BLOCK, slot) for slot in range(scratch)]
+        for start in range(0, first.size, CPU_BLOCK):
+            stop = min(start + CPU_BLOCK, first.size)
+            yield (*(b[:stop - start] for b in buffers), *(a[start:stop] for a in flat))
 
 
 def add_scaled(target: Any, source: Any, alpha: float, scratch: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, _check_non_negative, add_scaled, blocks, effective_gradient
+from .optimizer import Optimizer, _check_non_negative, add_scaled, effective_gradient
 
 __all__ = ["SGD"]
 
@@ -40,10 +40,8 @@ class SGD(Optimizer):
             if first_step:
                 state["momentum_buffer"] = get_array_module(param).empty(param.shape, dtype=param.dtype)
             arrays += (state["momentum_buffer"],)
-        for p, g, *buffer in blocks(*arrays):
-            scratch = self._workspace.scratch(p, 1)
-            direction = effective_gradient(p, g, group["weight_decay"], group["maximize"],
-                                           self._workspace.scratch(p, 0))
+        for gradient_scratch, scratch, p, g, *buffer in self._workspace.blocks(*arrays):
+            direction = effective_gradient(p, g, group["weight_decay"], group["maximize"], gradient_scratch)
             if momentum != 0:
                 b = buffer[0]
                 if first_step:
