@@ -41,7 +41,8 @@ class _Layout:
         image_bytes = (self.positions * self.groups * self.patch + self.out_channels * self.positions) * dtype.itemsize
         self.chunks = list(batch_chunks(self.batch, image_bytes, xp))
         self.chunk = self.chunks[0].stop if self.chunks else 0
-        self.padded = xp.zeros((self.chunk,) + geometry.padded_size(self.height, self.width) + (self.channels,), dtype)
+        padded_h, padded_w = geometry.padded_size(self.height, self.width)
+        self.padded = xp.zeros((self.chunk, padded_h + 1, padded_w, self.channels), dtype)  # + col2im's spare row
         self.cols = xp.empty((self.chunk, self.out_h, self.out_w, self.groups, self.kernel_h, self.kernel_w,
                               self.channels_per_group), dtype)
 
