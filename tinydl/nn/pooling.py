@@ -11,20 +11,22 @@ __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
 
 
 class MaxPool2d(Module):
-    """y[n, c, h, w] = max of x[n, c] over the kernel_size window at (s*h - p, s*w - p), dilated by ``dilation``;
-    ``stride`` defaults to ``kernel_size``; padding counts as -inf."""
+    """y[n, c, h, w] = max of x[n, c] over the kernel_size window at (s*h - p, s*w - p); ``stride`` defaults to
+    ``kernel_size``; padding counts as -inf. (``dilation`` and ``return_indices`` keep PyTorch's argument order;
+    only their defaults are supported.)"""
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                  return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
-        if return_indices:
-            raise ValueError("MaxPool2d: return_indices=True is not supported")
+        if dilation not in (1, (1, 1)) or return_indices:
+            raise ValueError(f"MaxPool2d: only dilation=1 and return_indices=False are supported, got dilation "
+                             f"{dilation!r} and return_indices={return_indices}")
         self.kernel_size, self.stride = kernel_size, (stride if stride is not None else kernel_size)
         self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
     def forward(self, input: Tensor) -> Tensor:
         return F.max_pool2d(input, self.kernel_size, stride=self.stride, padding=self.padding,
-                            dilation=self.dilation, ceil_mode=self.ceil_mode)
+                            ceil_mode=self.ceil_mode)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -33,19 +35,21 @@ class MaxPool2d(Module):
 
 class AvgPool2d(Module):
     """y[n, c, h, w] = mean of x[n, c] over the kernel_size window at (s*h - p, s*w - p); ``stride`` defaults to
-    ``kernel_size``; padded zeros count in the divisor when ``count_include_pad`` (PyTorch's default)."""
+    ``kernel_size``; padded zeros count in the divisor when ``count_include_pad`` (PyTorch's default).
+    (``divisor_override`` keeps PyTorch's argument order; only its default, None, is supported.)"""
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None):
         super().__init__()
+        if divisor_override is not None:
+            raise ValueError(f"AvgPool2d: divisor_override is not supported, got {divisor_override!r}")
         self.kernel_size, self.stride = kernel_size, (stride if stride is not None else kernel_size)
         self.padding, self.ceil_mode = padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+        self.count_include_pad = count_include_pad
 
     def forward(self, input: Tensor) -> Tensor:
         return F.avg_pool2d(input, self.kernel_size, stride=self.stride, padding=self.padding,
-                            ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
-                            divisor_override=self.divisor_override)
+                            ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
