@@ -162,6 +162,8 @@ def test_double_and_float_cast_floating_tensors_and_keep_the_objects():
     assert net.bias.dtype == np.float64
     net.to("cpu", tinydl.float32)
     assert net.bias.dtype == np.float32 and net.bias.device == "cpu"
+    net.to(tinydl.zeros(1, dtype=tinydl.float64))  # a tensor's device and dtype
+    assert net.bias.dtype == np.float64
     with pytest.raises(TypeError, match="floating-point"):
         net.to(tinydl.int32)
 

@@ -360,13 +360,11 @@ class Module:
 
 
 def _as_array(owner: str, key: str, value: Any) -> Any:
-    """The raw array behind a state-dict value (Tensor or NumPy/CuPy array)."""
+    """The raw array behind a state-dict value (a Tensor, or a NumPy/CuPy array or scalar)."""
     if isinstance(value, Tensor):
         return value.data
-    if isinstance(value, numpy.ndarray) or type(value).__module__.startswith("cupy"):
+    if isinstance(value, (numpy.ndarray, numpy.generic)) or type(value).__module__.startswith("cupy"):
         return value
-    if isinstance(value, (numpy.generic, int, float)):
-        return numpy.asarray(value)
     raise TypeError(f"{owner}.load_state_dict: entry {key!r} is a {type(value).__name__}; expected a tinydl "
                     "Tensor or a NumPy array (convert PyTorch tensors with .numpy())")
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy
-
+from ..creation import empty
 from ..tensor import Tensor
 
 __all__ = ["Parameter"]
@@ -20,7 +19,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any = None, requires_grad: bool = True):
         if data is None:
-            data = numpy.empty(0, dtype=numpy.float32)
+            data = empty(0)
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
