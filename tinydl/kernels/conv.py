@@ -93,12 +93,14 @@ def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int],
     rows = layout.weight_rows(weight)
     (top, _), (left, _) = geometry.padding
     grad_input = xp.empty(tuple(input_shape), grad_output.dtype)
+    # the product writes (n, groups, L, K) contiguously; col2im reads it as a view in im2col's patch order
+    by_group = layout.cols.reshape(layout.chunk, layout.groups, layout.out_h, layout.out_w, layout.kernel_h,
+                                   layout.kernel_w, layout.channels_per_group)
     for part in layout.chunks:
         n = part.stop - part.start
-        cols = layout.cols[:n]
-        grouped_cols = cols.reshape(n, layout.positions, layout.groups, layout.patch).transpose(0, 2, 1, 3)
-        xp.matmul(layout.by_group(grad_output, part).transpose(0, 1, 3, 2), rows, out=grouped_cols)
-        padded = col2im(cols, geometry, layout.padded[:n])
+        xp.matmul(layout.by_group(grad_output, part).transpose(0, 1, 3, 2), rows,
+                  out=by_group[:n].reshape(n, layout.groups, layout.positions, layout.patch))
+        padded = col2im(by_group[:n].transpose(0, 2, 3, 1, 4, 5, 6), geometry, layout.padded[:n])
         grad_input[part] = padded[:, top:top + layout.height, left:left + layout.width, :].transpose(0, 3, 1, 2)
     return grad_input
 
