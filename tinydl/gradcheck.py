@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy
 
-from .autograd import grad as autograd_grad
+from .autograd import enable_grad, grad as autograd_grad
 from .backend import get_array_module, to_device
 from .tensor import Tensor
 
@@ -115,6 +115,10 @@ def gradcheck(fn: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, 
     with ``raise_exception=False``).
     """
     inputs = _as_tuple(inputs)
+    from .autograd import no_grad
+    with no_grad():
+        if not _float_outputs(_as_tuple(fn(*inputs))):
+            raise ValueError("gradcheck: fn returned no floating-point output, so there is nothing to check")
     if fast_mode:
         return _gradcheck_fast(fn, inputs, eps, atol, rtol, raise_exception, seed)
     numerical = numerical_jacobian(fn, inputs, eps)
@@ -187,12 +191,16 @@ def gradgradcheck(fn: Callable, inputs: Any, grad_outputs: Any = None, eps: floa
     count = len(inputs)
 
     def first_derivative(*values: Any) -> tuple:
-        primal, upstream = values[:count], values[count:]
-        outs = _float_outputs(_as_tuple(fn(*primal)))
-        live = [(o, v) for o, v in zip(outs, upstream) if o.requires_grad]
-        grads = autograd_grad([o for o, _ in live], [primal[i] for i in positions], grad_outputs=[v for _, v in live],
-                              create_graph=True, allow_unused=True)
-        return tuple(g for g in grads if g is not None)
+        # grad mode on even when gradcheck evaluates this under no_grad: the first derivative needs fn's graph
+        with enable_grad():
+            primal, upstream = values[:count], values[count:]
+            outs = _float_outputs(_as_tuple(fn(*primal)))
+            live = [(o, v) for o, v in zip(outs, upstream) if o.requires_grad]
+            if not live:
+                return ()
+            grads = autograd_grad([o for o, _ in live], [primal[i] for i in positions],
+                                  grad_outputs=[v for _, v in live], create_graph=True, allow_unused=True)
+            return tuple(g for g in grads if g is not None)
 
     return gradcheck(first_derivative, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,
                      fast_mode=fast_mode, raise_exception=raise_exception, seed=seed)

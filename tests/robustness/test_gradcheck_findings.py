@@ -51,19 +51,9 @@ def test_the_example_op_is_right_once_and_wrong_twice():
         gradgradcheck(recording(hiding_square), [point()], fast_mode=True)
 
 
-GRADGRAD_NO_GRAD = pytest.mark.xfail(strict=True, reason=(
-    "tinydl/gradcheck.py: numerical_jacobian/_gradcheck_fast evaluate fn under no_grad (_evaluate); for "
-    "gradgradcheck, fn is first_derivative, whose fn(*primal) then records no graph, so `live` is empty and it "
-    "returns no outputs. Full mode: zip(analytic, numerical) over an empty list compares nothing and passes "
-    "vacuously (every twice_differentiable catalogue entry is unchecked); fast mode: numerical = 0, so every "
-    "op with a non-zero second derivative fails. Fix: run first_derivative's body under enable_grad()"))
-
-
-@GRADGRAD_NO_GRAD
 def test_gradgradcheck_rejects_a_wrong_second_derivative():
     assert not gradgradcheck(hiding_square, [point()], raise_exception=False)
 
 
-@GRADGRAD_NO_GRAD
 def test_gradgradcheck_fast_mode_accepts_a_right_second_derivative():
     assert gradgradcheck(honest_square, [point()], fast_mode=True, raise_exception=False)

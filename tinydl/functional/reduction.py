@@ -119,7 +119,7 @@ class Extremum(Function):
 
 class LogSumExp(Function):
     """y = m + log sum_i e^(x_i - m) over ``dims`` (m = the max, so nothing overflows; a row of -inf gives -inf);
-    dx = gy * e^(x - y) = gy * softmax(x)."""
+    dx = gy * softmax(x) = gy * e^(x - m) / sum e^(x - m) (m: the max again, so that it is exact in float32)."""
 
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim
@@ -129,15 +129,18 @@ class LogSumExp(Function):
         self.input_shape = x.shape
         peak = x.max(axis=self.dims, keepdims=True)
         peak = xp.where(xp.isfinite(peak), peak, 0)
+        self.peak = peak
         result = xp.log(xp.exp(x - peak).sum(axis=self.dims, keepdims=True)) + peak
         return result if self.keepdim else result.reshape([s for i, s in enumerate(x.shape) if i not in self.dims])
 
     def backward(self, gy):
-        y = self.output()
+        x = self.inputs[0]
         if not self.keepdim:
-            kept = _kept_shape(self.input_shape, self.dims)
-            gy, y = gy.reshape(kept), y.reshape(kept)
-        return gy * exp(self.inputs[0] - y)
+            gy = gy.reshape(_kept_shape(self.input_shape, self.dims))
+        # softmax as e^(x - m) / sum e^(x - m): exact for any constant m, whereas e^(x - y) inherits the rounding
+        # error of y, which is large in float32 when |y| is
+        shifted = exp(x - constant(self.peak))
+        return gy * shifted / sum(shifted, self.dims, keepdim=True)
 
 
 # ------------------------------------------------------------------------------------------ public functions
