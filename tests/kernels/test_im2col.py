@@ -91,3 +91,11 @@ def test_cpu_chunks_cover_the_batch_in_order_within_the_budget(batch, image_byte
 def test_a_gpu_backend_gets_the_whole_batch_as_one_chunk():
     cupy_like = types.SimpleNamespace(__name__="cupy")
     assert list(batch_chunks(64, 10**9, cupy_like)) == [slice(0, 64)]
+
+
+def test_col2im_refuses_an_output_it_cannot_address_as_flat_rows():
+    geometry = Conv2dGeometry()
+    cols = np.zeros((1, 2, 2, 1, 2, 2, 3))
+    out = np.zeros((1, 4, 3, 3, 2))[..., 0]     # (1, 4, 3, 3) but not contiguous
+    with pytest.raises(ValueError, match="col2im: out must be C-contiguous"):
+        col2im(cols, geometry, out)
