@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tinydl.kernels import chunking
 from tinydl.kernels.chunking import batch_chunks
 from tinydl.kernels.geometry import Conv2dGeometry
-from tinydl.kernels.im2col import col2im, im2col, pad_channels_last
+from tinydl.kernels.im2col import col2im, im2col, pad_channels_last, spare_rows
 
 
 @st.composite
@@ -36,7 +36,7 @@ def cols_shape(input_shape, kernel, geometry):
 
 def padded(x, geometry):
     height, width = geometry.padded_size(*x.shape[2:])
-    out = np.zeros((x.shape[0], height + 1, width, x.shape[1]))  # with col2im's spare row
+    out = np.zeros((x.shape[0], height + spare_rows(geometry), width, x.shape[1]))
     return pad_channels_last(x, geometry, out)
 
 
@@ -61,7 +61,7 @@ def test_col2im_is_the_adjoint_of_im2col(case, random):
     input_shape, kernel, geometry = case
     rng = np.random.default_rng(random.randint(0, 2**32))
     height, width = geometry.padded_size(*input_shape[2:])
-    x = rng.standard_normal((input_shape[0], height + 1, width, input_shape[1]))  # with col2im's spare row
+    x = rng.standard_normal((input_shape[0], height + spare_rows(geometry), width, input_shape[1]))
     shape = cols_shape(input_shape, kernel, geometry)
     c = rng.standard_normal(shape)
     left = np.vdot(im2col(x, geometry, np.empty(shape)), c)
@@ -71,7 +71,7 @@ def test_col2im_is_the_adjoint_of_im2col(case, random):
 
 def test_padding_goes_to_the_border_and_channels_last():
     x = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)
-    geometry = Conv2dGeometry(padding=((1, 0), (0, 2)))
+    geometry = Conv2dGeometry(padding=((1, 0), (0, 2)))  # stride 1: one spare row
     out = padded(x, geometry)
     assert out.shape == (2, 4, 4, 3)
     np.testing.assert_array_equal(out[:, 1:3, :2, :], x.transpose(0, 2, 3, 1))

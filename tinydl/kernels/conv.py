@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from ..backend import get_array_module
 from .chunking import batch_chunks
 from .geometry import Conv2dGeometry
-from .im2col import col2im, im2col, pad_channels_last
+from .im2col import col2im, im2col, pad_channels_last, spare_rows
 
 __all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad"]
 
@@ -42,7 +42,7 @@ class _Layout:
         self.chunks = list(batch_chunks(self.batch, image_bytes, xp))
         self.chunk = self.chunks[0].stop if self.chunks else 0
         padded_h, padded_w = geometry.padded_size(self.height, self.width)
-        self.padded = xp.zeros((self.chunk, padded_h + 1, padded_w, self.channels), dtype)  # + col2im's spare row
+        self.padded = xp.zeros((self.chunk, padded_h + spare_rows(geometry), padded_w, self.channels), dtype)
         self.cols = xp.empty((self.chunk, self.out_h, self.out_w, self.groups, self.kernel_h, self.kernel_w,
                               self.channels_per_group), dtype)
 

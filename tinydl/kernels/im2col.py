@@ -1,7 +1,7 @@
 """im2col and col2im: the layout change that turns a convolution into one matrix product.
 
-Images are stored channels-last and zero-padded here, ``x[b, h, w, c]`` of shape (n, Hp, Wp, C) (plus one spare
-row at the bottom that col2im needs, see there). A convolution
+Images are stored channels-last and zero-padded here, ``x[b, h, w, c]`` of shape (n, Hp, Wp, C) (plus a few spare
+rows at the bottom that col2im needs, see there). A convolution
 with a kh x kw kernel, stride (sh, sw), dilation (dh, dw) and ``groups`` groups of Cg = C / groups channels reads,
 for output position (oh, ow), the *patch*
 
@@ -25,7 +25,7 @@ from typing import Any
 from ..backend import get_array_module
 from .geometry import Conv2dGeometry
 
-__all__ = ["pad_channels_last", "im2col", "col2im"]
+__all__ = ["pad_channels_last", "im2col", "col2im", "spare_rows"]
 
 
 def pad_channels_last(x: Any, geometry: Conv2dGeometry, out: Any) -> Any:
@@ -54,17 +54,22 @@ def im2col(padded: Any, geometry: Conv2dGeometry, out: Any) -> Any:
     return out
 
 
+def spare_rows(geometry: Conv2dGeometry) -> int:
+    """How many zero rows col2im needs below each padded image (see :func:`col2im`): the vertical stride."""
+    return geometry.stride[0]
+
+
 def col2im(cols: Any, geometry: Conv2dGeometry, out: Any) -> Any:
-    """The adjoint of :func:`im2col`: ``out`` (n, Hp + 1, Wp, C) is overwritten with the sum, over all patches, of
-    each patch entry placed where im2col took it from,
+    """The adjoint of :func:`im2col`: ``out`` (n, Hp + spare_rows, Wp, C), C-contiguous, is overwritten with the
+    sum, over all patches, of each patch entry placed where im2col took it from,
 
         out[b, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c] += cols[b, oh, ow, g, i, j, c],
 
     computed as one addition per kernel tap (i, j). Each tap's entries are first spread onto rows as wide as the
     padded image (zeros between and after them), so that the addition covers whole rows: for stride 1 the rows of
     one image are consecutive in memory and the addition is one contiguous run per image, which NumPy adds several
-    times faster than a view with short rows. A row added at column j*dw overhangs into the next row by zeros; the
-    spare row at the bottom of each image (row Hp) absorbs the overhang of the last one.
+    times faster than a view with short rows. A row added from column j*dw on overhangs into the next row with
+    zeros, and the spare rows at the bottom of each image take the overhang of the last rows.
     """
     xp = get_array_module(cols)
     if not out.flags.c_contiguous:
@@ -73,17 +78,16 @@ def col2im(cols: Any, geometry: Conv2dGeometry, out: Any) -> Any:
     n, out_h, out_w, groups, kernel_h, kernel_w, channels_per_group = cols.shape
     (stride_h, stride_w), (dilation_h, dilation_w) = geometry.stride, geometry.dilation
     padded_w, channels = out.shape[2], out.shape[3]
-    row_size = padded_w * channels
+    row = padded_w * channels
     spread = xp.zeros((n, out_h, padded_w, groups, channels_per_group), cols.dtype)
     spread_taps = spread[:, :, :stride_w * (out_w - 1) + 1:stride_w]
-    rows = spread.reshape(n, out_h, row_size)
+    rows = spread.reshape(n, out_h, row)
+    images = out.reshape(n, -1)
     out.fill(0)
-    image, _, _, item = out.strides
     for i in range(kernel_h):
         for j in range(kernel_w):
             xp.copyto(spread_taps, cols[:, :, :, :, i, j, :])
             start = (i * dilation_h * padded_w + j * dilation_w) * channels
-            target = xp.lib.stride_tricks.as_strided(out.reshape(-1)[start:], shape=rows.shape,
-                                                     strides=(image, stride_h * row_size * item, item))
+            target = images[:, start:start + out_h * stride_h * row].reshape(n, out_h, stride_h * row)[:, :, :row]
             target += rows
     return out
