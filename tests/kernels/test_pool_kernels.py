@@ -171,3 +171,12 @@ def test_bad_input_raises_an_error_naming_the_op_and_the_values(call, error, pie
         call()
     for piece in pieces:
         assert piece in str(raised.value), (piece, str(raised.value))
+
+
+def test_windows_of_more_than_256_taps_keep_exact_argmax():
+    """uint8 holds the tap index up to 255; larger windows switch to int32."""
+    data = np.random.default_rng(4).permutation(2 * 17 * 16).reshape(1, 2, 17, 16).astype(np.float64)
+    x = Tensor(data, requires_grad=True)
+    max_pool2d(x, (17, 16)).sum().backward()
+    expected = (data == data.max(axis=(2, 3), keepdims=True)).astype(np.float64)
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
