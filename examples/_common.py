@@ -50,15 +50,15 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """A status line for one pass over ``total_steps`` steps: prefix, step, metrics, samples/s and ETA.
+    """A status line for one pass over ``total_steps`` steps: prefix, step, metrics, throughput and ETA.
 
     On a terminal the line is redrawn in place every ``refresh`` seconds; into a file (a log written by nohup) a
     full line is printed every ``log_interval`` seconds instead, so logs stay short and readable.
     """
 
-    def __init__(self, prefix: str, total_steps: int, stream: TextIO | None = None, refresh: float = 0.5,
-                 log_interval: float = 30.0) -> None:
-        self.prefix = prefix
+    def __init__(self, prefix: str, total_steps: int, unit: str = "samples", stream: TextIO | None = None,
+                 refresh: float = 0.5, log_interval: float = 30.0) -> None:
+        self.prefix, self.unit = prefix, unit
         self.total_steps = total_steps
         self.stream = stream or sys.stdout
         self.interactive = self.stream.isatty()
@@ -76,7 +76,7 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         eta = elapsed / step * (self.total_steps - step) if step else 0.0
         fields = " ".join(f"{name} {value}" for name, value in metrics().items())
-        line = (f"{self.prefix} step {step}/{self.total_steps} {fields} {samples / elapsed:.0f} samples/s "
+        line = (f"{self.prefix} step {step}/{self.total_steps} {fields} {samples / elapsed:.0f} {self.unit}/s "
                 f"ETA {format_duration(eta)}")
         if self.interactive:
             self.stream.write("\r" + line + "\x1b[K")

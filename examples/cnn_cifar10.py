@@ -128,7 +128,7 @@ def train_one_epoch(model: Net, loader: DataLoader, optimizer: optim.Optimizer, 
                     prefix: str) -> tuple[float, float, float]:
     """One pass over ``loader``: mean loss, accuracy (%) and seconds. Sums stay on the device until shown."""
     model.train()
-    progress = Progress(prefix, len(loader))
+    progress = Progress(prefix, len(loader), unit="images")
     loss_sum = correct = seen = 0
     for step, (images, labels) in enumerate(loader, start=1):
         logits = model(images)
