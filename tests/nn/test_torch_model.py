@@ -9,13 +9,14 @@ from tinydl import nn, optim
 from .oracle import copy_weights, requires, torch
 
 
-def article_cnn(library):
-    """conv 3->64, ReLU, maxpool 2, conv 64->128, ReLU, maxpool 2, Linear 8192->512, ReLU, Linear 512->10, written
-    once for both libraries (``library`` is tinydl.nn or torch.nn)."""
+def article_cnn(library, width=64, hidden=512):
+    """conv 3->64, ReLU, maxpool 2, conv 64->128, ReLU, maxpool 2, Linear 8192->512, ReLU, Linear 512->10 (or the
+    same with ``width`` and ``hidden`` in place of 64 and 512), written once for both libraries (``library`` is
+    tinydl.nn or torch.nn)."""
     return library.Sequential(
-        library.Conv2d(3, 64, 3, padding=1), library.ReLU(), library.MaxPool2d(2),
-        library.Conv2d(64, 128, 3, padding=1), library.ReLU(), library.MaxPool2d(2),
-        library.Flatten(), library.Linear(128 * 8 * 8, 512), library.ReLU(), library.Linear(512, 10))
+        library.Conv2d(3, width, 3, padding=1), library.ReLU(), library.MaxPool2d(2),
+        library.Conv2d(width, 2 * width, 3, padding=1), library.ReLU(), library.MaxPool2d(2),
+        library.Flatten(), library.Linear(2 * width * 8 * 8, hidden), library.ReLU(), library.Linear(hidden, 10))
 
 
 def test_parameter_names_and_shapes_match_pytorch():
@@ -27,10 +28,12 @@ def test_parameter_names_and_shapes_match_pytorch():
 
 
 @requires("conv2d", "max_pool2d", "cross_entropy")
-def test_pytorch_weights_give_the_same_outputs_gradients_and_training_steps():
+@pytest.mark.parametrize("width, hidden", [pytest.param(8, 32, id="narrow"),
+                                           pytest.param(64, 512, id="article", marks=pytest.mark.slow)])
+def test_pytorch_weights_give_the_same_outputs_gradients_and_training_steps(width, hidden):
     torch.manual_seed(0)
-    theirs = article_cnn(torch.nn).double()
-    ours = article_cnn(nn).double()
+    theirs = article_cnn(torch.nn, width, hidden).double()
+    ours = article_cnn(nn, width, hidden).double()
     copy_weights(ours, theirs)
     rng = np.random.default_rng(0)
     ours_opt = optim.Adam(ours.parameters(), lr=1e-3)
