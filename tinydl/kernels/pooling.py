@@ -18,7 +18,7 @@ later operation then runs on contiguous memory, which NumPy processes several ti
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..backend import get_array_module
 from .chunking import batch_chunks
@@ -55,25 +55,20 @@ def _padded(x: Any, geometry: Pool2dGeometry, fill: float) -> Any:
     return padded
 
 
-def _scatter_taps(contributions: Any, input_shape: Sequence[int], geometry: Pool2dGeometry) -> Any:
-    """The input gradient from a function ``contributions(index) -> (N, C, OH, OW)`` giving each tap's share:
-    every tap's share is added (overlapping windows) or assigned (disjoint windows) to the positions it came from,
-    and the padding is cut off."""
+def _scatter_taps(write_share: Callable[[int, Any, bool], None], like: Any, input_shape: Sequence[int],
+                  geometry: Pool2dGeometry) -> Any:
+    """The input gradient, col2im-style: for every tap, ``write_share(index, target, accumulate)`` writes that
+    tap's (N, C, OH, OW) share into ``target``, the strided view of the positions the tap came from; it adds when
+    windows overlap (``accumulate``) and assigns otherwise. Then the padding is cut off."""
+    xp = get_array_module(like)
     height, width = input_shape[2:]
     padded_h, padded_w = geometry.padded_size(height, width)
     out_size = geometry.output_size(height, width)
-    first = contributions(0)
-    xp = get_array_module(first)
     padded_shape = tuple(input_shape[:2]) + (padded_h, padded_w)
-    grad = xp.empty(padded_shape, first.dtype) if geometry.tiles(height, width) else xp.zeros(padded_shape,
-                                                                                               first.dtype)
+    allocate = xp.empty if geometry.tiles(height, width) else xp.zeros  # tiles: every position gets assigned
+    grad = allocate(padded_shape, like.dtype)
     for index, i, j in _taps(geometry):
-        target = _tap(grad, i, j, geometry, out_size)
-        share = first if index == 0 else contributions(index)
-        if geometry.overlapping:
-            target += share
-        else:
-            target[...] = share
+        write_share(index, _tap(grad, i, j, geometry, out_size), geometry.overlapping)
     if (padded_h, padded_w) == (height, width):
         return grad
     top, left = geometry.padding
@@ -116,10 +111,15 @@ def max_pool2d_forward(x: Any, geometry: Pool2dGeometry, with_argmax: bool = Tru
 
 def max_pool2d_scatter(grad_output: Any, argmax: Any, input_shape: Sequence[int], geometry: Pool2dGeometry) -> Any:
     """The input gradient of max pooling: each window's gradient goes to its argmax tap, nowhere else."""
-    def share(index: int) -> Any:
-        return grad_output * (argmax == index)
+    xp = get_array_module(grad_output)
 
-    return _scatter_taps(share, input_shape, geometry)
+    def write_share(index: int, target: Any, accumulate: bool) -> None:
+        if accumulate:
+            target += grad_output * (argmax == index)
+        else:
+            xp.multiply(grad_output, argmax == index, out=target)
+
+    return _scatter_taps(write_share, grad_output, input_shape, geometry)
 
 
 def max_pool2d_gather(x: Any, argmax: Any, geometry: Pool2dGeometry) -> Any:
@@ -170,4 +170,11 @@ def avg_pool2d_backward(grad_output: Any, input_shape: Sequence[int], geometry: 
     """The input gradient of average pooling: every tap of window w receives gy[w] / divisor[w]."""
     xp = get_array_module(grad_output)
     share = grad_output / avg_pool2d_divisor(xp, input_shape[2:], geometry, count_include_pad, grad_output.dtype)
-    return _scatter_taps(lambda index: share, input_shape, geometry)
+
+    def write_share(index: int, target: Any, accumulate: bool) -> None:
+        if accumulate:
+            target += share
+        else:
+            target[...] = share
+
+    return _scatter_taps(write_share, grad_output, input_shape, geometry)
