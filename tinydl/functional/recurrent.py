@@ -30,53 +30,57 @@ __all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "lstm_sequ
 
 
 # ----------------------------------------------------------------------------------------- LSTM gate maths
-def _lstm_gate_scales(xp: Any, hidden: int, dtype: Any) -> tuple[Any, Any]:
-    """Per-column (scale, offset) so that one tanh activates all four gates: sigmoid(x) = 1/2 + 1/2 tanh(x/2)
-    for i, f, o (scale 1/2, offset 1/2) and tanh(x) itself for g (scale 1, offset 0)."""
-    scale = xp.full(4 * hidden, 0.5, dtype=dtype)
-    scale[2 * hidden:3 * hidden] = 1.0
-    offset = xp.full(4 * hidden, 0.5, dtype=dtype)
-    offset[2 * hidden:3 * hidden] = 0.0
-    return scale, offset
+def _gates(activated: Any) -> tuple[Any, Any, Any, Any]:
+    """The views i, f, g, o of a (batch, 4H) array of gates."""
+    hidden = activated.shape[-1] // 4
+    return tuple(activated[..., k * hidden:(k + 1) * hidden] for k in range(4))  # type: ignore[return-value]
 
 
-def lstm_pointwise(gates: Any, c_prev: Any) -> tuple[Any, Any, Any, Any]:
+def lstm_pointwise(gates: Any, c_prev: Any, c: Any = None, tanh_c: Any = None, h: Any = None
+                   ) -> tuple[Any, Any, Any]:
     """The elementwise part of an LSTM step on raw arrays.
 
-    ``gates`` (batch, 4H) are the pre-activations [i f g o]; returns the activated gates (batch, 4H), the new
-    cell state c' = f c + i g, tanh(c') and the new hidden state h' = o tanh(c').
+    ``gates`` (batch, 4H), the pre-activations [i f g o], are activated in place: one tanh for all four, since
+    sigmoid(x) = 1/2 + 1/2 tanh(x/2). Returns the new cell state c' = f c + i g, tanh(c') and the new hidden
+    state h' = o tanh(c'), written into ``c``, ``tanh_c`` and ``h`` when those arrays are given.
     """
     xp = get_array_module(gates)
     hidden = gates.shape[-1] // 4
-    scale, offset = _lstm_gate_scales(xp, hidden, gates.dtype)
-    activated = xp.tanh(gates * scale)
-    activated *= scale
-    activated += offset
-    i, f, g, o = (activated[..., k * hidden:(k + 1) * hidden] for k in range(4))
-    c = f * c_prev
+    sigmoid_parts = (gates[..., :2 * hidden], gates[..., 3 * hidden:])   # i, f and o
+    for part in sigmoid_parts:
+        part *= 0.5
+    xp.tanh(gates, out=gates)
+    for part in sigmoid_parts:
+        part *= 0.5
+        part += 0.5
+    i, f, g, o = _gates(gates)
+    c = xp.multiply(f, c_prev, out=c)
     c += i * g
-    tanh_c = xp.tanh(c)
-    return activated, c, tanh_c, o * tanh_c
+    tanh_c = xp.tanh(c, out=tanh_c)
+    return c, tanh_c, xp.multiply(o, tanh_c, out=h)
 
 
-def lstm_pointwise_backward(activated: Any, c_prev: Any, tanh_c: Any, grad_h: Any, grad_c: Any) -> tuple[Any, Any]:
+def lstm_pointwise_backward(activated: Any, c_prev: Any, tanh_c: Any, grad_h: Any, grad_c: Any,
+                            grad_gates: Any = None) -> tuple[Any, Any]:
     """Gradients of one LSTM step's elementwise part, on raw arrays.
 
     With dc = grad_c + grad_h * o * (1 - tanh(c')^2) the total gradient reaching c':
     di = dc * g,  df = dc * c,  dg = dc * i,  do = grad_h * tanh(c'), each times its activation's derivative
     (s (1 - s) for a sigmoid s, 1 - t^2 for a tanh t), and dc_prev = dc * f.
-    Returns (gradient of the pre-activation gates (batch, 4H), gradient of c_prev).
+    Returns (gradient of the pre-activation gates (batch, 4H), written into ``grad_gates`` when given,
+    gradient of c_prev).
     """
     xp = get_array_module(activated)
-    hidden = activated.shape[-1] // 4
-    i, f, g, o = (activated[..., k * hidden:(k + 1) * hidden] for k in range(4))
+    i, f, g, o = _gates(activated)
     grad_cell = grad_h * o * (1 - tanh_c * tanh_c)
     grad_cell += grad_c
-    grad_gates = xp.empty_like(activated)
-    grad_gates[..., :hidden] = grad_cell * g * i * (1 - i)
-    grad_gates[..., hidden:2 * hidden] = grad_cell * c_prev * f * (1 - f)
-    grad_gates[..., 2 * hidden:3 * hidden] = grad_cell * i * (1 - g * g)
-    grad_gates[..., 3 * hidden:] = grad_h * tanh_c * o * (1 - o)
+    if grad_gates is None:
+        grad_gates = xp.empty_like(activated)
+    grad_i, grad_f, grad_g, grad_o = _gates(grad_gates)
+    grad_i[...] = grad_cell * g * i * (1 - i)
+    grad_f[...] = grad_cell * c_prev * f * (1 - f)
+    grad_g[...] = grad_cell * i * (1 - g * g)
+    grad_o[...] = grad_h * tanh_c * o * (1 - o)
     return grad_gates, grad_cell * f
 
 
@@ -95,9 +99,9 @@ class LSTMCell(Function):
         if b_ih is not None:
             gates += b_ih
             gates += b_hh
-        activated, c, tanh_c, h = lstm_pointwise(gates, cx)
+        c, tanh_c, h = lstm_pointwise(gates, cx)
         if any(self.needs_input_grad):
-            self.activated, self.tanh_c = activated, tanh_c
+            self.activated, self.tanh_c = gates, tanh_c
         return h, c
 
     def backward(self, grad_h, grad_c):
@@ -143,21 +147,22 @@ class LSTMSequence(Function):
         length, batch, hidden = input_gates.shape[0], h0.shape[0], h0.shape[1]
         outputs = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
         record = any(self.needs_input_grad)
-        if record:
+        if record:  # every step's gates and cell state are kept for backward
             self.outputs = outputs  # the h_t, shared with output 0 (which the caller may drop before backward)
             self.activated = xp.empty(input_gates.shape, dtype=input_gates.dtype)
             self.cells = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
             self.tanh_cells = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
+        else:  # one slot each, overwritten at every step
+            scratch_gates = xp.empty((batch, 4 * hidden), dtype=input_gates.dtype)
+            scratch_cells = xp.empty((2, batch, hidden), dtype=input_gates.dtype)
         h, c = h0, c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # one copy; a product with a transposed view is slower per step
         for t in self._steps(length):
-            gates = h @ w_hh_t
+            gates = xp.matmul(h, w_hh_t, out=self.activated[t] if record else scratch_gates)
             gates += input_gates[t]
-            activated, c, tanh_c, h = lstm_pointwise(gates, c)
-            outputs[t] = h
-            if record:
-                self.activated[t], self.cells[t], self.tanh_cells[t] = activated, c, tanh_c
-        return outputs, h, c
+            cell_slots = (self.cells[t], self.tanh_cells[t]) if record else scratch_cells
+            c, _, h = lstm_pointwise(gates, c, *cell_slots, h=outputs[t])
+        return outputs, h.copy(), c.copy()
 
     def backward(self, grad_outputs, grad_h_last, grad_c_last):
         input_gates, h0, c0, w_hh = (t.data for t in self.inputs)
@@ -171,8 +176,8 @@ class LSTMSequence(Function):
             t = steps[position]
             previous = steps[position - 1] if position > 0 else None
             c_prev = c0 if previous is None else self.cells[previous]
-            grad_gates[t], grad_c = lstm_pointwise_backward(self.activated[t], c_prev, self.tanh_cells[t],
-                                                            grad_h + grad_outputs.data[t], grad_c)
+            _, grad_c = lstm_pointwise_backward(self.activated[t], c_prev, self.tanh_cells[t],
+                                                grad_h + grad_outputs.data[t], grad_c, grad_gates[t])
             grad_h = grad_gates[t] @ w_hh
         grad_w_hh = None
         if self.needs_input_grad[3]:
