@@ -29,7 +29,7 @@ class _Layout:
 
     def __init__(self, xp: Any, input_shape: Sequence[int], weight_shape: Sequence[int],
                  geometry: Conv2dGeometry, dtype: Any):
-        self.xp, self.geometry, self.dtype = xp, geometry, dtype
+        self.xp, self.geometry = xp, geometry
         self.batch, self.channels, self.height, self.width = input_shape
         self.out_channels, self.channels_per_group, self.kernel_h, self.kernel_w = weight_shape
         self.groups = geometry.groups
