@@ -15,6 +15,7 @@ gradient penalties, ``gradgradcheck``) at no extra cost for ordinary training.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sequence
 
 from ..autograd import Function
@@ -115,8 +116,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
         raise ValueError(f"conv2d: expected a 4-D weight (O, C/groups, kh, kw), got shape {tuple(w.shape)}")
     if not is_float(x.dtype):
         raise TypeError(f"conv2d: expected floating-point tensors, got {x.dtype}")
-    if not isinstance(groups, int) or isinstance(groups, bool):
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
         raise TypeError(f"conv2d: groups must be an int, got {groups!r}")
+    groups = int(groups)
     channels, out_channels = x.shape[1], w.shape[0]
     if groups < 1 or channels % groups or out_channels % groups:
         raise ValueError(f"conv2d: groups={groups} must be positive and divide both the input channels ({channels}, "
