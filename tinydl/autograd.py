@@ -115,7 +115,10 @@ class Function:
         raise NotImplementedError(f"{self.name}: backward is not implemented")
 
     def __call__(self, *inputs: "Tensor") -> Any:
-        arrays = [tensor.data for tensor in inputs]
+        try:
+            arrays = [tensor.data for tensor in inputs]
+        except AttributeError:
+            raise _not_tensors(self, inputs) from None
         if len(arrays) > 1:
             first = type(arrays[0])
             if first is not _ndarray or any([type(array) is not first for array in arrays]):
@@ -157,6 +160,11 @@ class Function:
         """Drop everything saved for backward (inputs, arrays) so their memory can be reused."""
         self.__dict__.clear()
         self._released = True
+
+
+def _not_tensors(function: Function, inputs: Sequence[Any]) -> TypeError:
+    kinds = ", ".join(f"input {i}: {type(value).__name__}" for i, value in enumerate(inputs))
+    return TypeError(f"{function.name}: expected Tensors, got {kinds}")
 
 
 def _check_same_device(function: Function, arrays: Sequence[Any]) -> None:

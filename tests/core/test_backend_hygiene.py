@@ -15,7 +15,7 @@ CHECKED = ["functional", "nn"]
 # what may be taken from numpy: dtypes and scalar types, type checks and dtype arithmetic (no array maths)
 ALLOWED = {"dtype", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool_",
            "ndarray", "generic", "floating", "integer", "number", "issubdtype", "result_type", "ndim", "iinfo",
-           "finfo", "pi", "e", "inf", "nan"}
+           "finfo", "pi", "e", "inf", "nan", "broadcast_shapes"}
 
 
 def numpy_uses(path: pathlib.Path):

@@ -72,3 +72,20 @@ def operands(op: str, *values: Any) -> list[Tensor]:
     else:
         target = numpy.result_type(*dtypes)
     return [t if t.dtype == target else Tensor._from_array(t.data.astype(target)) for t in tensors]
+
+
+def require_tensor(op: str, value: Any) -> Tensor:
+    """``value`` itself when it is a Tensor; otherwise a TypeError naming the op and what it got."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_broadcast(op: str, *tensors: Tensor) -> None:
+    """A ValueError naming the op and the shapes when the tensors' shapes do not broadcast together."""
+    shapes = [tuple(t.shape) for t in tensors]
+    try:
+        numpy.broadcast_shapes(*shapes)
+    except ValueError:
+        listing = " and ".join(str(shape) for shape in shapes)
+        raise ValueError(f"{op}: shapes {listing} cannot be broadcast together") from None

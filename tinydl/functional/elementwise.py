@@ -11,10 +11,10 @@ from typing import Any
 import numpy
 
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import device, get_array_module
 from ..kernels.special import erf as erf_kernel
 from ..tensor import Tensor
-from ._operands import operands, to_tensor
+from ._operands import check_broadcast, operands, require_tensor, to_tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "maximum", "minimum", "where",
            "clamp", "erf", "sign", "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
@@ -282,18 +282,21 @@ def erf(input: Tensor) -> Tensor:
 
 def sign(input: Tensor) -> Tensor:
     """-1, 0 or 1 by the sign of each element (no gradient: its derivative is zero almost everywhere)."""
+    input = require_tensor("sign", input)
     return constant(get_array_module(input.data).sign(input.data))
 
 
 def maximum(input: Any, other: Any) -> Tensor:
     """Elementwise max; at ties the gradient goes to ``input``."""
     a, b = operands("maximum", input, other)
+    check_broadcast("maximum", a, b)
     return where(a.data >= b.data, a, b)
 
 
 def minimum(input: Any, other: Any) -> Tensor:
     """Elementwise min; at ties the gradient goes to ``input``."""
     a, b = operands("minimum", input, other)
+    check_broadcast("minimum", a, b)
     return where(a.data <= b.data, a, b)
 
 
@@ -323,7 +326,10 @@ def clone(input: Tensor) -> Tensor:
 
 def cast(input: Tensor, dtype: Any) -> Tensor:
     """``input`` converted to ``dtype`` (differentiable between floating dtypes)."""
-    dtype = numpy.dtype(dtype)
+    try:
+        dtype = numpy.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"cast: {dtype!r} is not a dtype (try tinydl.float32, tinydl.int64, ...)") from None
     if input.requires_grad and dtype.kind not in "fc":
         return constant(input.data.astype(dtype))
     return Cast(dtype)(input)
@@ -331,6 +337,10 @@ def cast(input: Tensor, dtype: Any) -> Tensor:
 
 def to_device(input: Tensor, target: Any) -> Tensor:
     """``input`` copied to device ``target`` (differentiable)."""
+    try:
+        target = device(target)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"to_device: {error}") from None
     if input.device == target:
         return input
     return ToDevice(target)(input)
@@ -378,7 +388,7 @@ def ge(input: Any, other: Any) -> Tensor:
 
 def logical_not(input: Any) -> Tensor:
     """Elementwise not (bool, no gradient)."""
-    input = to_tensor(input)
+    input = require_tensor("logical_not", input)
     return constant(get_array_module(input.data).logical_not(input.data))
 
 
