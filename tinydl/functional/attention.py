@@ -89,19 +89,19 @@ class ScaledDotProductAttention(Function):
         if self.dropout_p > 0:
             generator = default_generator(device_of(q))
             self.keep = generator.random(probabilities.shape, dtype=q.dtype) >= self.dropout_p
-            weights = probabilities * self.keep
-            weights *= q.dtype.type(1 / (1 - self.dropout_p))
+            weights = probabilities * xp.multiply(self.keep, 1 / (1 - self.dropout_p), dtype=q.dtype)
         output = weights @ v
         if any(self.needs_input_grad):
             self.probabilities, self.output_array = probabilities, output
         return (output, weights) if self.return_weights else output
 
     # ---------------------------------------------------------------------------------------- backward
-    def _dropout(self, x: Tensor) -> Tensor:
-        """x * keep / (1 - p): the dropout applied in forward (identity without dropout)."""
+    def _scaled_keep(self, dtype: Any) -> Tensor | None:
+        """keep / (1 - p), the factor the dropout multiplied the weights by (None without dropout)."""
         if self.keep is None:
-            return x
-        return x * constant(self.keep.astype(x.dtype) * (1 / (1 - self.dropout_p)))
+            return None
+        xp = get_array_module(self.keep)
+        return constant(xp.multiply(self.keep, 1 / (1 - self.dropout_p), dtype=dtype))
 
     def _probabilities(self) -> Tensor:
         """P as a Tensor: the stored array, or, when the backward itself is being recorded (create_graph),
@@ -137,14 +137,15 @@ class ScaledDotProductAttention(Function):
         q, k, v = self.inputs[:3]
         needs = self.needs_input_grad
         probabilities = self._probabilities()
-        weights = self._dropout(probabilities)
+        keep = self._scaled_keep(probabilities.dtype)
+        weights = probabilities if keep is None else probabilities * keep
         grad_v = weights.mT @ grad_output if needs[2] else None
         if not (needs[0] or needs[1] or (len(needs) == 4 and needs[3])):
             return None, None, grad_v, None
         grad_weights_total = grad_output @ v.mT
         if grad_weights is not None:
             grad_weights_total = grad_weights_total + grad_weights
-        grad_probabilities = self._dropout(grad_weights_total)
+        grad_probabilities = grad_weights_total if keep is None else grad_weights_total * keep
         row_dot = self._row_dot(grad_output, grad_weights, weights, grad_probabilities, probabilities)
         grad_scores = _softmax_backward(probabilities, grad_probabilities, row_dot)
         grad_q = (grad_scores @ k) * self.scale if needs[0] else None
