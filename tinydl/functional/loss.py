@@ -40,8 +40,8 @@ class ClassTargets:
         xp = get_array_module(target)
         samples, classes = input_shape[0], input_shape[1]
         valid = target != ignore_index
-        _check_class_range(op, target, valid, classes, ignore_index)
         safe_target = xp.where(valid, target, 0)
+        _check_class_range(op, safe_target, classes, ignore_index)
         inner = math.prod(input_shape[2:])
         rows = xp.arange(samples).reshape(samples, 1) * classes
         positions = (rows + safe_target.reshape(samples, inner)) * inner + xp.arange(inner)
@@ -70,7 +70,7 @@ class ClassTargets:
         flat_grad = grad.reshape(-1)
         flat_grad[self.flat] -= self.on_target * scale
         if self.smoothing:
-            spread = get_array_module(grad).expand_dims(self.spread * scale, 1)
+            spread = (self.spread * scale)[:, None]
             grad -= spread if self.class_profile is None else spread * self.class_profile
 
     def sample_scale(self, gy: Any, reduction: str) -> Any:
@@ -81,10 +81,10 @@ class ClassTargets:
         return gy / xp.where(self.normaliser == 0, 1, self.normaliser)
 
 
-def _check_class_range(op: str, target: Any, valid: Any, classes: int, ignore_index: int) -> None:
-    outside = valid & ((target < 0) | (target >= classes))
-    if outside.any():
-        bad = int(target[outside].reshape(-1)[0])
+def _check_class_range(op: str, safe_target: Any, classes: int, ignore_index: int) -> None:
+    """``safe_target``: the targets with the ignored ones replaced by 0, so any value outside [0, C) is wrong."""
+    if safe_target.size and (safe_target.min() < 0 or safe_target.max() >= classes):
+        bad = int(safe_target[(safe_target < 0) | (safe_target >= classes)].reshape(-1)[0])
         raise IndexError(f"{op}: target {bad} is out of range for {classes} classes (valid targets are "
                          f"0..{classes - 1}, or ignore_index={ignore_index})")
 
@@ -100,9 +100,11 @@ def _reduce(losses: Any, reduction: str, normaliser: Any) -> Any:
 class CrossEntropy(Function):
     """Cross-entropy of logits x (classes along axis 1) against integer targets, fused with the log-softmax.
 
-    Forward: z = x - m - log sum_c e^(x_c - m) (m the max over classes, so nothing overflows), loss_i =
-    -sum_c q_ic z_ic, reduced. Backward, with p = e^z the softmax, r_i = sum_c q_ic and a_i the sample's factor
-    (gy_i, gy, or gy / normaliser): dx_ic = a_i (p_ic r_i - q_ic).
+    With u = x - max_c x_c (so that nothing overflows), E = e^u, S_i = sum_c E_ic and r_i = sum_c q_ic, the
+    log-probabilities are z = u - log S, so the loss of sample i is
+        -sum_c q_ic z_ic = r_i log S_i - sum_c q_ic u_ic,
+    which needs no full-size log-probability array. Backward, with the softmax p = E / S and a_i the sample's
+    factor (gy_i, gy, or gy / normaliser):  dx_ic = a_i (p_ic r_i - q_ic), from the saved E and S.
     """
 
     name = "cross_entropy"
@@ -113,17 +115,18 @@ class CrossEntropy(Function):
     def forward(self, x):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
-        log_probs = x - x.max(axis=1, keepdims=True)
-        log_probs -= xp.log(xp.exp(log_probs).sum(axis=1, keepdims=True))
-        self.log_probs = log_probs
-        return _reduce(-self.targets.dot(log_probs), self.reduction, self.targets.normaliser)
+        shifted = x - x.max(axis=1, keepdims=True)
+        self.exp_shifted = xp.exp(shifted)
+        self.sums = self.exp_shifted.sum(axis=1)
+        losses = self.targets.total * xp.log(self.sums) - self.targets.dot(shifted)
+        return _reduce(losses, self.reduction, self.targets.normaliser)
 
     def backward(self, gy):
-        return CrossEntropyBackward(self.targets, self.log_probs, self.reduction)(self.inputs[0], gy)
+        return CrossEntropyBackward(self.targets, self.exp_shifted, self.sums, self.reduction)(self.inputs[0], gy)
 
 
 class CrossEntropyBackward(Function):
-    """dx = a (p r - q) from the saved log-probabilities (see :class:`CrossEntropy`).
+    """dx = a (p r - q) with p = E / S from the forward pass (see :class:`CrossEntropy`).
 
     Its own derivative, written with tinydl ops so that cross-entropy is twice differentiable: for an upstream
     v of x's shape,  d<v, dx>/dx = a r p (v - sum_c v_c p_c)  and  d<v, dx>/d(gy) = (r sum_c v_c p_c -
@@ -132,14 +135,12 @@ class CrossEntropyBackward(Function):
 
     name = "cross_entropy_backward"
 
-    def __init__(self, targets: ClassTargets, log_probs: Any, reduction: str):
-        self.targets, self.log_probs, self.reduction = targets, log_probs, reduction
+    def __init__(self, targets: ClassTargets, exp_shifted: Any, sums: Any, reduction: str):
+        self.targets, self.exp_shifted, self.sums, self.reduction = targets, exp_shifted, sums, reduction
 
     def forward(self, x, gy):
-        xp = get_array_module(gy)
         scale = self.targets.sample_scale(gy, self.reduction)
-        grad = xp.exp(self.log_probs)
-        grad *= xp.expand_dims(self.targets.total * scale, 1)
+        grad = self.exp_shifted * (self.targets.total * scale / self.sums)[:, None]
         self.targets.subtract_from(grad, scale)
         return grad
 
