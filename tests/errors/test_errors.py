@@ -15,7 +15,7 @@ PARAMS = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=
           for c in CASES]
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 @pytest.mark.parametrize("case", PARAMS)
 def test_bad_input_gives_an_error_a_learner_can_act_on(case):
     with pytest.raises(case.exception) as info:
