@@ -34,12 +34,18 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad"]
 
 # --------------------------------------------------------------------------------------------------- grad mode
-_grad_mode = threading.local()  # thread-local: a data-loading thread cannot switch grad mode for the main thread
+class _GradMode(threading.local):
+    """Per-thread grad mode (a data-loading thread cannot switch it for the main thread); on by default."""
+
+    enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
     """Whether ops executed now record the graph (True unless inside ``no_grad``)."""
-    return getattr(_grad_mode, "enabled", True)
+    return _grad_mode.enabled
 
 
 def _set_enabled(enabled: bool) -> None:
@@ -124,7 +130,7 @@ class Function:
             if first is not _ndarray or any([type(array) is not first for array in arrays]):
                 _check_same_device(self, arrays)
         needs = tuple([tensor.requires_grad for tensor in inputs])
-        record = True in needs and getattr(_grad_mode, "enabled", True)
+        record = True in needs and _grad_mode.enabled
         self.needs_input_grad = needs if record else (False,) * len(needs)
         try:
             result = self.forward(*arrays)
