@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> float:
     while step < total_steps:
         epoch = batches.epoch
         prefix = f"epoch {epoch + 1}"
-        progress = Progress(prefix, min(len(batches), total_steps - step + batches.windows_done))
+        progress = Progress(prefix, min(len(batches), total_steps - step + batches.windows_done), unit="chars")
         loss_sum, seen = 0.0, 0
         for inputs, targets in batches:
             logits, state = model(inputs, state)
@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> float:
             state = detach(state)
             step += 1
             loss_sum, seen = loss_sum + loss.data, seen + 1
-            progress.update(batches.windows_done, seen * recipe.batch_size,
+            progress.update(batches.windows_done, seen * recipe.batch_size * recipe.seq_len,
                             lambda: {"loss": f"{float(loss_sum) / seen:.4f}"})
             if step % args.checkpoint_every == 0 and step < total_steps:  # the last one follows the evaluation
                 checkpoint_now()

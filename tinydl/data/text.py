@@ -167,7 +167,8 @@ class CharVocab:
 
     def decode(self, ids: Any) -> str:
         """The text of a sequence of ids (a list, an array or a Tensor, on any device)."""
-        return self._code_of_id[_id_array(ids, len(self), "CharVocab.decode")].astype("<u4").tobytes().decode("utf-32-le")
+        codes = self._code_of_id[_id_array(ids, len(self), "CharVocab.decode")]
+        return codes.astype("<u4").tobytes().decode("utf-32-le")
 
     def state_dict(self) -> dict[str, str]:
         """What rebuilds this vocabulary (strings only: it goes into a checkpoint with ``tinydl.save``)."""
