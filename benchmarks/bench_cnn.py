@@ -59,6 +59,10 @@ def torch_net(torch, model: Net):
     weights = {f"{names[key.split('.')[0]]}.{key.split('.')[1]}": torch.from_numpy(value.numpy().copy())
                for key, value in model.state_dict().items()}
     peer.load_state_dict(weights)
+    probe = np.random.default_rng(1).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    with tinydl.no_grad(), torch.no_grad():
+        np.testing.assert_allclose(model(tinydl.tensor(probe)).numpy(), peer(torch.from_numpy(probe)).numpy(),
+                                   rtol=1e-4, atol=1e-5, err_msg="bench_cnn: the PyTorch peer is not the same net")
     return peer
 
 
