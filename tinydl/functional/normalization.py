@@ -19,8 +19,8 @@ __all__ = ["batch_norm", "layer_norm"]
 
 
 class Normalize(Function):
-    """x_hat = (x - mean) / sqrt(var + eps) over ``axes``, with the biased variance (two passes, so that large,
-    nearly equal values lose nothing and a constant input gives x_hat = 0).
+    """x_hat = (x - mean) / sqrt(var + eps) over ``axes``, with the biased variance computed in two passes (so
+    that large, nearly equal values keep their spread, and a constant input gives x_hat ~ 0, never 0/0).
 
     Backward, with means over the same axes and s = 1 / sqrt(var + eps):
         dx = s (g - mean(g) - x_hat mean(g x_hat)).
