@@ -209,15 +209,8 @@ def test_var_with_large_offset_matches_two_pass_float64(dtype, noise, rtol):
     np.testing.assert_allclose(actual, expected, rtol=rtol)
 
 
-TWO_PASS_LIMIT = pytest.mark.xfail(strict=True, reason=(
-    "layer_norm (functional/normalization.py, Normalize): the two-pass mean of a float32 constant such as 10000.1 "
-    "is off by ~1 ulp (1e-3), so x - mean = delta, var = delta^2 ~ 1e-6 and x_hat = delta / sqrt(delta^2 + eps) "
-    "~ 0.3 instead of 0 (PyTorch: exactly 0). Fix: refine the mean once, m += mean(x - m), or use the corrected "
-    "two-pass variance sum(d^2) - (sum d)^2 / n"))
-
-
-@pytest.mark.parametrize("dtype,constant", [(np.float32, 0.1), pytest.param(np.float32, 1e4 + 0.1,
-                                            marks=TWO_PASS_LIMIT), (np.float64, 0.1), (np.float64, 1e4 + 0.1)])
+@pytest.mark.parametrize("dtype,constant", [(np.float32, 0.1), (np.float32, 1e4 + 0.1), (np.float64, 0.1),
+                                            (np.float64, 1e4 + 0.1)])
 def test_layer_norm_of_constant_input_is_zero_and_finite(dtype, constant):
     rng = np.random.default_rng(6)
     x = tinydl.tensor(np.full((2, 3, 100), constant, dtype=dtype), requires_grad=True)

@@ -19,7 +19,7 @@ from typing import Any
 from ..autograd import Function
 from ..backend import device_of, get_array_module
 from ..tensor import Tensor
-from ._operands import operands, to_tensor
+from ._operands import check_broadcast, operands, to_tensor
 from .activation import log_softmax, sigmoid, softmax
 from .reduction import sum
 
@@ -241,6 +241,7 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     PyTorch."""
     _check_reduction("mse_loss", reduction)
     input, target = operands("mse_loss", input, target)
+    check_broadcast("mse_loss", input, target)
     if input.shape != target.shape:
         warnings.warn(f"mse_loss: target shape {tuple(target.shape)} differs from input shape "
                       f"{tuple(input.shape)}; they are broadcast together, which is rarely what is meant",

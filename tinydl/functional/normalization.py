@@ -19,8 +19,9 @@ __all__ = ["batch_norm", "layer_norm"]
 
 
 class Normalize(Function):
-    """x_hat = (x - mean) / sqrt(var + eps) over ``axes``, with the biased variance computed in two passes (so
-    that large, nearly equal values keep their spread, and a constant input gives x_hat ~ 0, never 0/0).
+    """x_hat = (x - mean) / sqrt(var + eps) over ``axes``, with the mean refined once and the biased variance
+    computed in a second pass (so that large, nearly equal values keep their spread, and a constant input gives
+    x_hat = 0, never 0/0).
 
     Backward, with means over the same axes and s = 1 / sqrt(var + eps):
         dx = s (g - mean(g) - x_hat mean(g x_hat)).
@@ -35,6 +36,11 @@ class Normalize(Function):
         xp = get_array_module(x)
         self.mean = x.mean(axis=self.axes, keepdims=True)
         centred = x - self.mean
+        # refine the mean once by the mean of the residuals: this removes the rounding error of the first pass,
+        # which for a float32 constant such as 1e4 + 0.1 is one ulp (1e-3) and would otherwise be normalised up
+        residual = centred.mean(axis=self.axes, keepdims=True)
+        self.mean += residual
+        centred -= residual
         self.var = (centred * centred).mean(axis=self.axes, keepdims=True)
         self.inv_std = 1 / xp.sqrt(self.var + self.eps)
         centred *= self.inv_std
