@@ -141,7 +141,7 @@ class ScaledDotProductAttention(Function):
         weights = probabilities if keep is None else probabilities * keep
         grad_v = weights.mT @ grad_output if needs[2] else None
         if not (needs[0] or needs[1] or (len(needs) == 4 and needs[3])):
-            return None, None, grad_v, None
+            return (None, None, grad_v) + (None,) * (len(needs) - 3)
         grad_weights_total = grad_output @ v.mT
         if grad_weights is not None:
             grad_weights_total = grad_weights_total + grad_weights

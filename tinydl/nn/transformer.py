@@ -209,7 +209,7 @@ class SinusoidalPositionalEncoding(Module):
 
 class LearnedPositionalEncoding(Module):
     """x + weight[position] with ``weight`` (max_len, d_model) a trained table (GPT/BERT style), initialised
-    N(0, 0.02^2), then dropout."""
+    N(0, 0.02^2), then dropout. The sizes come in ``nn.Embedding``'s order: a table of max_len rows."""
 
     def __init__(self, max_len: int, d_model: int, dropout: float = 0.0, batch_first: bool = False,
                  device: Any = "cpu", dtype: Any = None):
