@@ -1,6 +1,6 @@
 """Per-op overhead of the engine: a chain of 10,000 small elementwise ops, forward and backward.
 
-    python benchmarks/bench_overhead.py [--ops 10000] [--size 16] [--trials 7]
+    python benchmarks/bench_overhead.py [--ops 10000] [--size 16] [--trials 7] [--quick]
 
 Each link is ``y = y * a + b`` followed by ``tanh`` (three ops) on a vector of ``size`` floats, so the time is
 almost all bookkeeping: creating tensors and graph nodes, and walking the graph backward. The result is reported
@@ -31,7 +31,10 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=10_000, help="ops in the chain (default 10000)")
     parser.add_argument("--size", type=int, default=16, help="elements per tensor (default 16)")
     parser.add_argument("--trials", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="a 999-op chain, one trial: a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.ops, args.trials = 999, 1
     links = args.ops // 3
     rng = np.random.default_rng(0)
     x0, a0, b0 = (rng.standard_normal(args.size).astype(np.float32) * 0.1 for _ in range(3))
