@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy
 
-__all__ = ["Device", "device", "get_array_module", "to_device", "is_available", "device_of"]
+__all__ = ["Device", "device", "get_array_module", "to_device", "is_available", "device_of", "is_array"]
 
 
 class Device:
@@ -102,6 +102,11 @@ def get_array_module(*values: Any) -> ModuleType:
         if module.startswith("cupy"):
             return _cupy()
     return numpy
+
+
+def is_array(value: Any) -> bool:
+    """True for a NumPy array or scalar and for a CuPy array (checked without importing CuPy)."""
+    return isinstance(value, (numpy.ndarray, numpy.generic)) or type(value).__module__.startswith("cupy")
 
 
 def device_of(array: Any) -> Device:

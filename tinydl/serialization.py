@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Device, to_device
+from .backend import Device, is_array, to_device
 from .tensor import Tensor
 
 __all__ = ["save", "load", "CheckpointError", "FORMAT", "VERSION"]
@@ -76,7 +76,7 @@ def _encode(value: Any, location: tuple[str | int, ...], arrays: dict[str, np.nd
     if isinstance(value, Tensor):
         return {"type": "tensor", "array": _store_array(value.data, location, arrays),
                 "requires_grad": bool(value.requires_grad)}
-    if isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy"):
+    if isinstance(value, np.ndarray) or (is_array(value) and not isinstance(value, np.generic)):
         return {"type": "ndarray", "array": _store_array(value, location, arrays)}
     if isinstance(value, (dict, list, tuple)):
         if id(value) in open_containers:

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Sequence
 import numpy
 
 from . import autograd
-from .backend import Device, array_module_for, device, device_of, get_array_module, to_device
+from .backend import Device, array_module_for, device, device_of, get_array_module, is_array, to_device
 
 __all__ = ["Tensor", "tensor", "as_tensor"]
 
@@ -25,7 +25,7 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data.data
-        elif not (isinstance(data, numpy.ndarray) or type(data).__module__.startswith("cupy")):
+        elif not is_array(data) or isinstance(data, numpy.generic):
             data = numpy.asarray(data)
         self.data = data
         self.grad: Tensor | None = None

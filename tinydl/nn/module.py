@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy
 
 from ..autograd import no_grad
-from ..backend import Device, device as as_device, device_of, get_array_module, to_device
+from ..backend import Device, device as as_device, device_of, get_array_module, is_array, to_device
 from ..tensor import Tensor
 from .parameter import Parameter
 
@@ -363,7 +363,7 @@ def _as_array(owner: str, key: str, value: Any) -> Any:
     """The raw array behind a state-dict value (a Tensor, or a NumPy/CuPy array or scalar)."""
     if isinstance(value, Tensor):
         return value.data
-    if isinstance(value, (numpy.ndarray, numpy.generic)) or type(value).__module__.startswith("cupy"):
+    if is_array(value):
         return value
     raise TypeError(f"{owner}.load_state_dict: entry {key!r} is a {type(value).__name__}; expected a tinydl "
                     "Tensor or a NumPy array (convert PyTorch tensors with .numpy())")
