@@ -14,7 +14,7 @@ from ..autograd import Function
 from ..backend import device, get_array_module
 from ..kernels.special import erf as erf_kernel
 from ..tensor import Tensor
-from ._operands import check_broadcast, operands, require_tensor, to_tensor
+from ._operands import check_broadcast, operands, require_tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "maximum", "minimum", "where",
            "clamp", "erf", "sign", "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",

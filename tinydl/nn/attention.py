@@ -121,7 +121,7 @@ class MultiheadAttention(Module):
     # ------------------------------------------------------------------------------------------ forward
     def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Q, K, V = the inputs times W_q, W_k, W_v (plus biases); one product for self-attention."""
-        weight, bias, width = self.in_proj_weight, self.in_proj_bias, self.embed_dim
+        weight, bias = self.in_proj_weight, self.in_proj_bias
         if query is key and key is value:
             return F.chunk(F.linear(query, weight, bias), 3, -1)
         weights = F.chunk(weight, 3, 0)
