@@ -112,8 +112,8 @@ def test_resume_continues_after_the_last_complete_epoch(example, data_dir, tmp_p
     output = capsys.readouterr().out
     assert "resumed from" in output and "epoch 1/2:" not in output and "epoch 2/2:" in output
     assert len(tinydl.load(tmp_path / "ckpt" / "last.tdl")["history"]["test_acc"]) == 2
-    with pytest.raises(ValueError, match="pooling: checkpoint 'cls', now 'mean'"):
-        example.main(arguments(data_dir, tmp_path / "ckpt", *options, "--pooling", "mean", "--resume"))
+    with pytest.raises(ValueError, match="pooling: checkpoint 'mean', now 'cls'"):
+        example.main(arguments(data_dir, tmp_path / "ckpt", *options, "--pooling", "cls", "--resume"))
 
 
 def test_help_and_missing_data(example, tmp_path, capsys):
