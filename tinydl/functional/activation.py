@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..tensor import Tensor
 from ..kernels.special import erf as erf_kernel
@@ -69,14 +69,24 @@ class LeakyRelu(Function):
 
 class Gelu(Function):
     """y = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2 the normal CDF;
-    dx = gy * (Phi(x) + x * phi(x)) with phi(x) = e^(-x^2/2) / sqrt(2 pi)."""
+    dx = gy * (Phi(x) + x * phi(x)) with phi(x) = e^(-x^2/2) / sqrt(2 pi).
+
+    The forward keeps Phi(x) for a plain backward (erf is the costly part); a backward that is itself being
+    differentiated recomputes Phi with tinydl ops, so that its dependence on x is part of the graph.
+    """
 
     def forward(self, x):
-        return (x * (0.5 * (1 + erf_kernel(x * x.dtype.type(1 / math.sqrt(2)))))).astype(x.dtype, copy=False)
+        cdf = 0.5 * (1 + erf_kernel(x * x.dtype.type(1 / math.sqrt(2))))
+        if any(self.needs_input_grad):
+            self.cdf = cdf
+        return (x * cdf).astype(x.dtype, copy=False)
 
     def backward(self, gy):
         x = self.inputs[0]
-        cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
+        if is_grad_enabled():
+            cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
+        else:
+            cdf = constant(self.cdf)
         density = exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return gy * (cdf + x * density)
 

@@ -44,18 +44,22 @@ class MatMul(Function):
 
 class Linear(Function):
     """y = x W^T + b for x of shape (..., in), W (out, in), b (out,);
-    dx = gy W,  dW = gy^T x (summed over all leading axes),  db = gy summed over all leading axes."""
+    dx = gy W,  dW = gy^T x (summed over all leading axes),  db = gy summed over all leading axes.
+
+    The leading axes are flattened into one, so each product is a single 2-D GEMM: NumPy's matmul of a stacked
+    (B, M, K) array would call the BLAS once per matrix, which is many times slower with several threads.
+    """
 
     def forward(self, x, weight, bias=None):
-        y = x @ weight.T
+        y = x.reshape(-1, x.shape[-1]) @ weight.T
         if bias is not None:
             y += bias
-        return y
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, gy):
         x, weight = self.inputs[0], self.inputs[1]
-        gx = gy @ weight if self.needs_input_grad[0] else None
         flat_gy = gy.reshape(-1, gy.shape[-1])
+        gx = (flat_gy @ weight).reshape(x.shape) if self.needs_input_grad[0] else None
         gw = flat_gy.mT @ x.reshape(-1, x.shape[-1]) if self.needs_input_grad[1] else None
         if len(self.inputs) == 2:
             return gx, gw
