@@ -22,7 +22,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="threads for NumPy's BLAS and PyTorch (default: all cores)")
     parser.add_argument("--trials", type=int, default=30, help="timed trials per row (default: 30)")
     parser.add_argument("--batch", type=int, default=64, help="batch size (default: 64, the article's)")
-    return parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="3 trials: a smoke run, not a measurement")
+    arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.trials = 3
+    return arguments
 
 
 ARGS = parse_arguments()
