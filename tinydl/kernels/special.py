@@ -29,6 +29,7 @@ def _erf_rational(x: Any) -> Any:
     Evaluated in place on two work arrays (this runs on every GELU activation of a Transformer)."""
     xp = get_array_module(x)
     a1, a2, a3, a4, a5, p = 0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429, 0.3275911
+    shape, x = x.shape, x.reshape(-1)              # 1-D, so that 0-d inputs stay arrays for the out= calls
     t = xp.abs(x)
     decay = xp.multiply(t, t)
     xp.negative(decay, out=decay)
@@ -42,7 +43,7 @@ def _erf_rational(x: Any) -> Any:
         poly *= t                                  # Horner: ((a5 t + a4) t + ...) t
     poly *= decay
     xp.subtract(1.0, poly, out=poly)
-    return xp.copysign(poly, x, out=poly)
+    return xp.copysign(poly, x, out=poly).reshape(shape)
 
 
 def _erf_double(x: Any) -> Any:
