@@ -101,13 +101,14 @@ def save_checkpoint(directory: str | Path, state: Mapping[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(directory: str | Path) -> dict[str, Any]:
-    """The state saved by :func:`save_checkpoint` in ``directory``; a clear error when there is none."""
+def load_checkpoint(directory: str | Path, device: str | None = None) -> dict[str, Any]:
+    """The state saved by :func:`save_checkpoint` in ``directory``, Tensors moved to ``device`` when given; a
+    clear error when there is none."""
     path = Path(directory) / CHECKPOINT_NAME
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}; train without --resume first, or point "
                                 f"--checkpoint-dir at the directory of an earlier run")
-    return tinydl.load(path)
+    return tinydl.load(path, device=device)
 
 
 def check_same_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:

@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> float:
     history: dict[str, list[float]] = {"train_loss": [], "test_loss": [], "train_acc": [], "test_acc": []}
     start_epoch = 0
     if args.resume:
-        checkpoint = load_checkpoint(args.checkpoint_dir)
+        checkpoint = load_checkpoint(args.checkpoint_dir, args.device)
         check_same_config(checkpoint["config"], config)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
