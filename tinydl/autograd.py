@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from numpy import ndarray as _ndarray
 
-from . import anomaly as _anomaly
-from .anomaly import _state as _anomaly_state, active_threads as _anomaly_threads  # tinydl.detect_anomaly
+from . import events as _events
+from .events import observed as _observed  # the one instrumentation test per op (tinydl/events.py)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
@@ -132,12 +132,13 @@ class Function:
         needs = tuple([tensor.requires_grad for tensor in inputs])
         record = True in needs and _grad_mode.enabled
         self.needs_input_grad = needs if record else (False,) * len(needs)
+        event = _events.begin_forward(self, arrays, record) if _observed else None
         try:
             result = self.forward(*arrays)
         except (ValueError, TypeError) as error:
             raise _named_error(self, error, arrays) from error
-        if _anomaly_threads and _anomaly_state.enabled:
-            _anomaly.forward_hook(self, arrays, result)
+        if event is not None:
+            _events.end_forward(event, result)
         make = _Tensor._from_array
         if type(result) is tuple:
             outputs = tuple(make(array) for array in result)
@@ -296,8 +297,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                     "create_graph=True (a second derivative) is not supported through it")
             if len(grads) > 1:
                 grads = [g if g is not None else _zeros(function, i) for i, g in enumerate(grads)]
-            if _anomaly_threads and _anomaly_state.enabled:
-                input_grads = _anomaly.run_backward(function, grads)
+            if _observed:
+                input_grads = _events.backward_step(function, grads)
             else:
                 input_grads = function.backward(*grads)
             if type(input_grads) is not tuple:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy
 
 from ..autograd import no_grad
+from ..events import module_scope
 from ..backend import Device, device as as_device, device_of, get_array_module, is_array, to_device
 from ..tensor import Tensor
 from .parameter import Parameter
@@ -44,7 +45,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}: forward() is not implemented")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        with module_scope(self):  # ops recorded inside know their module path (tinydl/events.py)
+            return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------------------------------ registration
     def _registry(self, name: str) -> dict:
