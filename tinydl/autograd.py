@@ -27,6 +27,8 @@ from numpy import ndarray as _ndarray
 
 from . import events as _events
 from .events import observed as _observed  # the one instrumentation test per op (tinydl/events.py)
+from .hooks import run_output_hooks as _run_output_hooks, run_tensor_hooks as _run_tensor_hooks
+from .hooks import tensor_hooks as _tensor_hooks  # Tensor.register_hook; empty unless a hook is registered
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
@@ -237,6 +239,7 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
     # pending[function] = [gradients of its outputs, the output Tensors kept alive until it runs]
     pending: dict[Function, list[list[Any]]] = {}
     leaf_arrays: set[int] = set()
+    held: dict[int, list[Any]] = {}  # leaves with hooks: [tensor, summed gradient], hooked once complete
 
     def accumulate(total: "Tensor | None", gradient: "Tensor") -> "Tensor":
         """total + gradient; a raw array addition unless the sum itself must be differentiable."""
@@ -252,6 +255,10 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
         if gradient.data.shape != tensor.data.shape:
             gradient = _sum_to(gradient, tensor.data.shape)
         creator = tensor._creator
+        if creator is None and _tensor_hooks and id(tensor) in _tensor_hooks:
+            entry = held.setdefault(id(tensor), [tensor, None])
+            entry[1] = accumulate(entry[1], gradient)
+            return
         if creator is None or id(tensor) in wanted:
             collect(tensor, gradient)
             if creator is None:
@@ -291,6 +298,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
             if slot is None:
                 continue
             grads = slot[0]
+            if _tensor_hooks:
+                grads = _run_output_hooks(grads, slot[1])
             if function.once_differentiable and create_graph:
                 raise RuntimeError(
                     f"{function.name}: this op's backward is a fused kernel that is differentiable only once; "
@@ -308,6 +317,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                     deliver(tensor, gradient)
             if not retain_graph:
                 function._release()
+        for tensor, gradient in held.values():
+            collect(tensor, _run_tensor_hooks(tensor, gradient))
     finally:
         _set_enabled(previous_mode)
     return captured if inputs is not None else None

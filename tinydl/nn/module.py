@@ -19,6 +19,8 @@ import numpy
 
 from ..autograd import no_grad
 from ..events import module_scope
+from ..hooks import RemovableHandle
+from .hooks import call_module, register_module_hook
 from ..backend import Device, device as as_device, device_of, get_array_module, is_array, to_device
 from ..tensor import Tensor
 from .parameter import Parameter
@@ -40,13 +42,33 @@ class Module:
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", {})
+        object.__setattr__(self, "_forward_hooks", {})
+        object.__setattr__(self, "_backward_hooks", {})
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}: forward() is not implemented")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with module_scope(self):  # ops recorded inside know their module path (tinydl/events.py)
+            if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+                return call_module(self, args, kwargs)
             return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------- hooks
+    def register_forward_pre_hook(self, hook: Callable[["Module", tuple], Any]) -> RemovableHandle:
+        """``hook(module, args) -> None | new args`` runs before ``forward``."""
+        return register_module_hook(self._forward_pre_hooks, hook, "register_forward_pre_hook")
+
+    def register_forward_hook(self, hook: Callable[["Module", tuple, Any], Any]) -> RemovableHandle:
+        """``hook(module, args, output) -> None | new output`` runs after ``forward``."""
+        return register_module_hook(self._forward_hooks, hook, "register_forward_hook")
+
+    def register_full_backward_hook(self, hook: Callable[["Module", tuple, tuple], Any]) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output) -> None | new grad_input`` runs once the gradients of the
+        module's tensor inputs are computed (grad_input: one entry per tensor argument, None where it needs no
+        gradient; grad_output: one per output)."""
+        return register_module_hook(self._backward_hooks, hook, "register_full_backward_hook")
 
     # ------------------------------------------------------------------------------------------ registration
     def _registry(self, name: str) -> dict:
