@@ -5,6 +5,7 @@ import math
 
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
+from ..costs import elementwise
 from ..tensor import Tensor
 from ..kernels.special import erf as erf_kernel
 from .elementwise import constant, erf, exp
@@ -17,6 +18,8 @@ __all__ = ["tanh", "sigmoid", "relu", "leaky_relu", "gelu", "softmax", "log_soft
 class Tanh(Function):
     """y = tanh x;  dx = gy * (1 - y^2)."""
 
+    flops = elementwise(1)
+
     def forward(self, x):
         return get_array_module(x).tanh(x)
 
@@ -28,6 +31,8 @@ class Tanh(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x), computed as e^x / (1 + e^x) for x < 0 so that neither branch overflows;
     dx = gy * y * (1 - y)."""
+
+    flops = elementwise(3)  # exp, add, divide
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -42,6 +47,8 @@ class Sigmoid(Function):
 class Relu(Function):
     """y = max(x, 0);  dx = gy * [x > 0]."""
 
+    flops = elementwise(1)  # a comparison
+
     def forward(self, x):
         self.mask = x > 0
         return get_array_module(x).maximum(x, 0)
@@ -54,6 +61,7 @@ class LeakyRelu(Function):
     """y = x for x > 0, slope * x otherwise;  dx = gy * (1 or slope)."""
 
     name = "leaky_relu"
+    flops = elementwise(2)  # compare, multiply
 
     def __init__(self, negative_slope: float):
         self.negative_slope = negative_slope
@@ -75,6 +83,8 @@ class Gelu(Function):
     differentiated recomputes Phi with tinydl ops, so that its dependence on x is part of the graph.
     """
 
+    flops = elementwise(5)  # x / sqrt 2, erf, + 1, * 0.5, * x
+
     def forward(self, x):
         cdf = 0.5 * (1 + erf_kernel(x * x.dtype.type(1 / math.sqrt(2))))
         if any(self.needs_input_grad):
@@ -95,6 +105,8 @@ class Softmax(Function):
     """y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``dim`` (m = max_j x_j keeps exp from overflowing);
     dx = y * (gy - sum_j gy_j y_j)."""
 
+    flops = elementwise(5)  # max, subtract, exp, sum, divide
+
     def __init__(self, dim: int):
         self.dim = dim
 
@@ -114,6 +126,7 @@ class LogSoftmax(Function):
     """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j."""
 
     name = "log_softmax"
+    flops = elementwise(5)  # max, subtract, exp, sum, subtract the log
 
     def __init__(self, dim: int):
         self.dim = dim

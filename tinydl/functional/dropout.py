@@ -6,6 +6,7 @@ import numbers
 
 from ..autograd import Function
 from ..backend import device_of, get_array_module
+from ..costs import elementwise
 from ..creation import default_generator
 from ..tensor import Tensor
 from .elementwise import constant
@@ -16,6 +17,8 @@ __all__ = ["dropout"]
 class Dropout(Function):
     """y = x * m with m_i = [u_i >= p] / (1 - p), u_i uniform in [0, 1) from the device's default generator
     (one draw per call);  dx = gy * m."""
+
+    flops = elementwise(3)  # compare, scale, multiply
 
     def __init__(self, p: float):
         self.p = p

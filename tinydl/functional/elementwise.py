@@ -11,6 +11,7 @@ from typing import Any
 import numpy
 
 from ..autograd import Function
+from ..costs import elementwise, moves_only
 from ..backend import device, get_array_module
 from ..kernels.special import erf as erf_kernel
 from ..tensor import Tensor
@@ -29,6 +30,8 @@ def constant(array: Any) -> Tensor:
 class Add(Function):
     """y = a + b;  da = gy, db = gy."""
 
+    flops = elementwise(1)
+
     def forward(self, a, b):
         return a + b
 
@@ -39,6 +42,8 @@ class Add(Function):
 class Sub(Function):
     """y = a - b;  da = gy, db = -gy."""
 
+    flops = elementwise(1)
+
     def forward(self, a, b):
         return a - b
 
@@ -48,6 +53,8 @@ class Sub(Function):
 
 class Mul(Function):
     """y = a * b;  da = gy * b, db = gy * a."""
+
+    flops = elementwise(1)
 
     def forward(self, a, b):
         return a * b
@@ -60,6 +67,8 @@ class Mul(Function):
 
 class Div(Function):
     """y = a / b;  da = gy / b, db = -gy * a / b^2 = -gy * y / b."""
+
+    flops = elementwise(1)
 
     def forward(self, a, b):
         return a / b
@@ -74,6 +83,8 @@ class Div(Function):
 class Neg(Function):
     """y = -x;  dx = -gy."""
 
+    flops = elementwise(1)
+
     def forward(self, x):
         return -x
 
@@ -85,6 +96,8 @@ class PowScalar(Function):
     """y = x^p for a constant p;  dx = gy * p * x^(p-1)."""
 
     name = "pow"
+
+    flops = elementwise(1)
 
     def __init__(self, exponent: float):
         self.exponent = exponent
@@ -101,6 +114,8 @@ class PowScalar(Function):
 class Pow(Function):
     """y = a^b for tensors;  da = gy * b * a^(b-1),  db = gy * y * log(a)."""
 
+    flops = elementwise(1)
+
     def forward(self, a, b):
         return a ** b
 
@@ -114,6 +129,8 @@ class Pow(Function):
 class Exp(Function):
     """y = e^x;  dx = gy * y."""
 
+    flops = elementwise(1)
+
     def forward(self, x):
         return get_array_module(x).exp(x)
 
@@ -123,6 +140,8 @@ class Exp(Function):
 
 class Log(Function):
     """y = ln x;  dx = gy / x."""
+
+    flops = elementwise(1)
 
     def forward(self, x):
         return get_array_module(x).log(x)
@@ -134,6 +153,8 @@ class Log(Function):
 class Sqrt(Function):
     """y = sqrt(x);  dx = gy / (2 y)."""
 
+    flops = elementwise(1)
+
     def forward(self, x):
         return get_array_module(x).sqrt(x)
 
@@ -143,6 +164,8 @@ class Sqrt(Function):
 
 class Abs(Function):
     """y = |x|;  dx = gy * sign(x) (0 at x = 0, as in PyTorch)."""
+
+    flops = elementwise(1)
 
     def forward(self, x):
         return get_array_module(x).abs(x)
@@ -154,6 +177,8 @@ class Abs(Function):
 class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt;  dx = gy * 2/sqrt(pi) * e^(-x^2)."""
 
+    flops = elementwise(1)
+
     def forward(self, x):
         return erf_kernel(x)
 
@@ -164,6 +189,8 @@ class Erf(Function):
 
 class Where(Function):
     """y = a where cond else b;  da = gy where cond else 0,  db = gy where not cond else 0."""
+
+    flops = moves_only
 
     def __init__(self, condition: Any):
         self.condition = condition
@@ -181,6 +208,8 @@ class Where(Function):
 class Cast(Function):
     """y = x converted to another dtype;  dx = gy converted back."""
 
+    flops = moves_only
+
     def __init__(self, dtype: numpy.dtype):
         self.dtype = dtype
 
@@ -197,6 +226,8 @@ class ToDevice(Function):
 
     name = "to"
 
+    flops = moves_only
+
     def __init__(self, target: Any):
         self.target = target
 
@@ -211,6 +242,8 @@ class ToDevice(Function):
 
 class Clone(Function):
     """y = a copy of x;  dx = gy."""
+
+    flops = moves_only
 
     def forward(self, x):
         return x.copy()

@@ -5,6 +5,7 @@ from typing import Any
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..costs import moves_only
 from ..kernels.scatter import index_add
 from ..tensor import Tensor
 from ._operands import to_tensor
@@ -16,6 +17,8 @@ __all__ = ["embedding"]
 class Embedding(Function):
     """y[p] = W[ids[p]] for every position p of ``ids``;  dW[k] = sum of gy[p] over the positions with
     ids[p] == k (repeats accumulate), and dW[padding_idx] = 0."""
+
+    flops = moves_only
 
     def __init__(self, ids: Any, padding_idx: int | None):
         self.ids, self.padding_idx = ids, padding_idx
@@ -35,6 +38,10 @@ class EmbeddingBackward(Function):
     """
 
     name = "embedding_backward"
+
+    def flops(self, inputs, outputs):
+        """One addition per gradient element."""
+        return inputs[0].size
 
     def __init__(self, ids: Any, padding_idx: int | None, num_embeddings: int):
         self.ids, self.padding_idx, self.num_embeddings = ids, padding_idx, num_embeddings

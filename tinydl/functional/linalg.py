@@ -17,6 +17,10 @@ class MatMul(Function):
     from the result, and put back into the gradient before the matrix products.
     """
 
+    def flops(self, inputs, outputs):
+        """2 K per output element (K multiplications and K additions)."""
+        return 2 * outputs[0].size * inputs[0].shape[-1]
+
     def forward(self, a, b):
         return a @ b
 
@@ -49,6 +53,10 @@ class Linear(Function):
     The leading axes are flattened into one, so each product is a single 2-D GEMM: NumPy's matmul of a stacked
     (B, M, K) array would call the BLAS once per matrix, which is many times slower with several threads.
     """
+
+    def flops(self, inputs, outputs):
+        """2 * in per output element, plus the bias addition."""
+        return outputs[0].size * (2 * inputs[1].shape[1] + (len(inputs) == 3))
 
     def forward(self, x, weight, bias=None):
         y = x.reshape(-1, x.shape[-1]) @ weight.T

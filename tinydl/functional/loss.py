@@ -18,6 +18,7 @@ from typing import Any
 
 from ..autograd import Function
 from ..backend import device_of, get_array_module
+from ..costs import elementwise
 from ..tensor import Tensor
 from ._operands import check_broadcast, operands, to_tensor
 from .activation import log_softmax, sigmoid, softmax
@@ -109,6 +110,10 @@ class CrossEntropy(Function):
 
     name = "cross_entropy"
 
+    def flops(self, inputs, outputs):
+        """max, subtract, exp, sum and the target dot (2) per logit; log and the rest per sample."""
+        return 6 * inputs[0].size + 3 * inputs[0].shape[0]
+
     def __init__(self, targets: ClassTargets, reduction: str):
         self.targets, self.reduction = targets, reduction
 
@@ -134,6 +139,10 @@ class CrossEntropyBackward(Function):
     """
 
     name = "cross_entropy_backward"
+
+    def flops(self, inputs, outputs):
+        """A scaled softmax and the target subtraction per logit."""
+        return 2 * inputs[0].size + 3 * inputs[0].shape[0]
 
     def __init__(self, targets: ClassTargets, exp_shifted: Any, sums: Any, reduction: str):
         self.targets, self.exp_shifted, self.sums, self.reduction = targets, exp_shifted, sums, reduction
@@ -162,6 +171,7 @@ class LogSigmoid(Function):
     """y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|) (no overflow for any x);  dx = gy * sigmoid(-x)."""
 
     name = "log_sigmoid"
+    flops = elementwise(6)  # min, abs, negate, exp, log1p, subtract
 
     def forward(self, x):
         xp = get_array_module(x)

@@ -29,6 +29,10 @@ class Normalize(Function):
     s is recomputed from x with tinydl ops, so that its dependence on x is part of the graph.
     """
 
+    def flops(self, inputs, outputs):
+        """7 per element (two means, centring twice, square, the product by 1/std), 4 per statistic."""
+        return 7 * inputs[0].size + 4 * self.mean.size
+
     def __init__(self, axes: tuple[int, ...], eps: float):
         self.axes, self.eps = axes, eps
 

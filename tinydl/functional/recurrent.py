@@ -93,6 +93,18 @@ class LSTMCell(Function):
     name = "lstm_cell"
     once_differentiable = True
 
+    def flops(self, inputs, outputs):
+        """The two gate products, the biases, 15 pointwise FLOPs per hidden unit."""
+        x, h = inputs[0], inputs[1]
+        gates = h.shape[0] * 4 * h.shape[1]
+        return 2 * gates * (x.shape[1] + h.shape[1]) + 2 * gates * (len(inputs) == 7) + 15 * h.size
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """20 pointwise FLOPs per hidden unit, then four products (dx, dh, dW_ih, dW_hh) and the bias sum."""
+        x, h = self.inputs[0], self.inputs[1]
+        gates = h.shape[0] * 4 * h.shape[1]
+        return 20 * h.size + 4 * gates * (x.shape[1] + h.shape[1]) + gates
+
     def forward(self, x, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None):
         gates = x @ w_ih.T
         gates += hx @ w_hh.T
@@ -135,6 +147,16 @@ class LSTMSequence(Function):
 
     name = "lstm_sequence"
     once_differentiable = True
+
+    def flops(self, inputs, outputs):
+        """Per step: h W_hh^T, adding the input gates, 15 pointwise FLOPs per hidden unit."""
+        gates, h = inputs[0], inputs[1]
+        return 2 * gates.size * h.shape[1] + gates.size + 15 * gates.size // 4
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """Per step: 21 pointwise FLOPs per hidden unit and dgates W_hh; then dW_hh over all steps."""
+        gates, h = self.inputs[0], self.inputs[1]
+        return 21 * gates.size // 4 + 4 * gates.size * h.shape[1]
 
     def __init__(self, reverse: bool):
         self.reverse = reverse

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from .. import autograd
 from ..autograd import Function
 from ..backend import get_array_module
+from ..costs import moves_only, reduces, views
 from ..tensor import Tensor
 from ._dims import normalize_dim, normalize_dims
 from .elementwise import constant, exp
@@ -31,6 +32,8 @@ class BroadcastTo(Function):
     """y = x repeated along broadcast dimensions;  dx = sum of gy over them (done by the engine's sum_to)."""
 
     name = "broadcast_to"
+    flops = moves_only
+    bytes_moved = views
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
@@ -47,6 +50,7 @@ class SumTo(Function):
     dx = gy broadcast back to x.shape."""
 
     name = "sum_to"
+    flops = reduces
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
@@ -65,6 +69,8 @@ class SumTo(Function):
 
 class Sum(Function):
     """y = sum of x over ``dims``;  dx = gy broadcast back over them."""
+
+    flops = reduces
 
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim
@@ -85,6 +91,8 @@ class Extremum(Function):
     Along a dim, the gradient goes to the position of the first extremal element (the returned index), as in
     PyTorch; over everything it is shared equally between tied elements.
     """
+
+    flops = reduces
 
     def __init__(self, kind: str, dim: int | None, keepdim: bool):
         self.kind, self.dim, self.keepdim = kind, dim, keepdim
@@ -120,6 +128,10 @@ class Extremum(Function):
 class LogSumExp(Function):
     """y = m + log sum_i e^(x_i - m) over ``dims`` (m = the max, so nothing overflows; a row of -inf gives -inf);
     dx = gy * softmax(x) = gy * e^(x - m) / sum e^(x - m) (m: the max again, so that it is exact in float32)."""
+
+    def flops(self, inputs, outputs):
+        """max, subtract, exp, sum over n inputs; log and add per result."""
+        return 4 * inputs[0].size + 2 * outputs[0].size
 
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim

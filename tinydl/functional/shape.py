@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..costs import moves_only, views
 from ..kernels.scatter import index_add
 from ..tensor import Tensor
 from ._operands import operands
@@ -18,6 +19,8 @@ __all__ = ["reshape", "view", "transpose", "permute", "squeeze", "unsqueeze", "f
 
 class Reshape(Function):
     """y = x with a new shape (same elements, row-major order);  dx = gy reshaped back."""
+
+    flops = moves_only
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
@@ -32,6 +35,9 @@ class Reshape(Function):
 
 class Permute(Function):
     """y = x with its axes reordered (y.shape[i] = x.shape[dims[i]]);  dx = gy with the inverse order."""
+
+    flops = moves_only
+    bytes_moved = views
 
     def __init__(self, dims: tuple[int, ...]):
         self.dims = dims
@@ -50,6 +56,8 @@ class Index(Function):
     """y = x[key] (slices, integers, integer or boolean arrays);  dx = zeros with gy added at the selected places
     (repeated integer indices accumulate)."""
 
+    flops = moves_only
+
     def __init__(self, key: Any):
         self.key = key
 
@@ -65,6 +73,10 @@ class IndexAdd(Function):
     """y = zeros(shape) with g added at x[key];  dg = gy[key] (the derivative of a scatter is a gather)."""
 
     name = "index_backward"
+
+    def flops(self, inputs, outputs):
+        """One addition per scattered element."""
+        return inputs[0].size
 
     def __init__(self, key: Any, shape: tuple[int, ...]):
         self.key, self.shape = key, shape
@@ -92,6 +104,7 @@ class Concatenate(Function):
     """y = the inputs joined along ``dim``;  d(input k) = the slice of gy that came from input k."""
 
     name = "cat"
+    flops = moves_only
 
     def __init__(self, dim: int):
         self.dim = dim
@@ -110,6 +123,8 @@ class Concatenate(Function):
 class Stack(Function):
     """y = the inputs stacked along a new axis ``dim``;  d(input k) = gy[..., k, ...] along that axis."""
 
+    flops = moves_only
+
     def __init__(self, dim: int):
         self.dim = dim
 
@@ -123,6 +138,9 @@ class Stack(Function):
 
 class Split(Function):
     """(y_1, ..., y_n) = consecutive pieces of x along ``dim``;  dx = the pieces' gradients joined back."""
+
+    flops = moves_only
+    bytes_moved = views
 
     def __init__(self, sizes: list[int], dim: int):
         self.sizes, self.dim = sizes, dim
@@ -141,6 +159,8 @@ class Split(Function):
 
 class Pad(Function):
     """y = x surrounded by ``value`` (constant padding);  dx = the interior slice of gy."""
+
+    flops = moves_only
 
     def __init__(self, widths: list[tuple[int, int]], value: float):
         self.widths, self.value = widths, value

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..autograd import Function, is_grad_enabled
+from ..costs import moves_only, views
 from ..hooks import RemovableHandle, hook_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,6 +23,8 @@ class ModuleBoundary(Function):
     them): how a full backward hook sees a module's grad_input and grad_output."""
 
     name = "backward_hook"
+    flops = moves_only
+    bytes_moved = views
 
     def __init__(self, on_backward: Callable[[tuple], tuple]):
         self.on_backward = on_backward
