@@ -275,13 +275,15 @@ class subscribed:
         unsubscribe(self.subscriber)
 
 
-def iter_saved_arrays(function: "Function") -> Iterator[Any]:
-    """The arrays a recorded node keeps alive for its backward: its inputs' data and the arrays among its own
-    attributes (masks, argmax indices, statistics), each once."""
+def iter_saved_arrays(function: "Function", input_arrays: Sequence[Any] | None = None) -> Iterator[Any]:
+    """The arrays a recorded node keeps alive for its backward: its inputs' data (``input_arrays`` while the
+    node is being made) and the arrays among its own attributes (masks, argmax indices, statistics), each once."""
     seen: set[int] = set()
-    values: list[Any] = [t.data for t in getattr(function, "inputs", ())]
+    if input_arrays is None:
+        input_arrays = [t.data for t in getattr(function, "inputs", ())]
+    values: list[Any] = list(input_arrays)
     for name, value in vars(function).items():
-        if name in ("inputs", "_outputs", "module_call"):
+        if name in ("inputs", "_outputs", "_output_meta", "module_call", "module_path", "op_id", "site"):
             continue
         values.extend(value if isinstance(value, (tuple, list)) else (value,))
     for value in values:
