@@ -13,6 +13,8 @@ from . import data, functional
 from . import nn, optim
 from .serialization import load, save
 from . import profiler
+from .summary import summary
+from .tracer import step_backward, trace_backward
 from .functional import (cat, chunk, exp, log, matmul, maximum, minimum, permute, reshape, sigmoid, split, sqrt,
                          stack, tanh, where)
 
