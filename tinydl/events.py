@@ -52,13 +52,13 @@ class Subscriber(Protocol):
 
 
 class ModuleCall:
-    """One call of a Module: its dotted ``path`` ("" for the outermost model), the ``module`` and a per-thread
-    ``index`` that tells two calls of the same module apart."""
+    """One call of a Module: its dotted ``path`` ("" for the outermost model), the ``module``, a per-thread
+    ``index`` that tells two calls of the same module apart, and the ``parent`` call (None for the outermost)."""
 
-    __slots__ = ("path", "module", "index")
+    __slots__ = ("path", "module", "index", "parent")
 
-    def __init__(self, path: str, module: "Module", index: int):
-        self.path, self.module, self.index = path, module, index
+    def __init__(self, path: str, module: "Module", index: int, parent: "ModuleCall | None"):
+        self.path, self.module, self.index, self.parent = path, module, index, parent
 
     def __repr__(self) -> str:
         return f"ModuleCall({self.path or '<' + type(self.module).__name__ + '>'!s}, call {self.index})"
@@ -85,9 +85,9 @@ class OpEvent:
     forward and its backward step; counted per thread from the first subscription), ``module_path``, ``site``
     ("file:line" of the user code that made the node, or None when nobody asked), ``inputs`` and ``outputs`` (raw
     arrays; None for a missing gradient), ``recorded`` (whether the call recorded a graph node), ``parent`` (the
-    backward step running the call, or None), ``start`` and ``end`` (``time.perf_counter_ns``). Every subscriber gets the
-    same event (``data`` is a scratch dict, one key per subscriber); subscribers keep what they need and drop the
-    event, which holds arrays alive.
+    backward step running the call, or None), ``start`` and ``end`` (``time.perf_counter_ns``). Every subscriber
+    gets the same event (``data`` is a scratch dict, one key per subscriber); subscribers keep what they need and
+    drop the event, which holds arrays alive.
     """
 
     __slots__ = ("function", "op", "phase", "op_id", "module_path", "site", "inputs", "outputs", "recorded",
@@ -96,7 +96,8 @@ class OpEvent:
     def __init__(self, function: "Function", phase: str, op_id: int, module_path: str, site: str | None,
                  inputs: Sequence[Any], recorded: bool, parent: "OpEvent | None"):
         self.function, self.op, self.phase, self.op_id = function, function.name, phase, op_id
-        self.module_path, self.site, self.inputs, self.recorded, self.parent = module_path, site, inputs, recorded, parent
+        self.module_path, self.site, self.inputs = module_path, site, inputs
+        self.recorded, self.parent = recorded, parent
         self.outputs: tuple = ()
         self.start = self.end = 0
         self.data: dict = {}  # per-subscriber scratch space (a CUDA start event, a timer...)
@@ -154,13 +155,13 @@ class module_scope:
 
     def __init__(self, module: "Module"):
         stack = _state.modules
-        path = ""
+        path, parent = "", None
         if stack:
             parent = stack[-1]
             name = next((key for key, child in parent.module._modules.items() if child is module),
                         type(module).__name__.lower())
             path = f"{parent.path}.{name}" if parent.path else name
-        self.call = ModuleCall(path, module, next(_state.calls))
+        self.call = ModuleCall(path, module, next(_state.calls), parent)
 
     def __enter__(self) -> ModuleCall:
         _state.modules.append(self.call)

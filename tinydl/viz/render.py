@@ -1,0 +1,137 @@
+"""Text formats of a captured graph: DOT, Mermaid, JSON, SVG and a self-contained HTML page.
+
+The SVG and HTML are drawn from tinydl's own layout (:mod:`tinydl.viz.layout`); the HTML page embeds the SVG of
+the op-level and the module-level drawings, the node details as JSON, and a few lines of inline JavaScript (click
+a node to see its shapes, dtypes, saved tensors and gradient statistics; switch between ops and modules). It
+references nothing outside itself.
+"""
+from __future__ import annotations
+
+import html as html_escape
+import json
+from typing import Any
+
+from .capture import Graph
+from .layout import LINE_HEIGHT, PADDING, layout, node_size
+
+__all__ = ["to_dot", "to_mermaid", "to_json", "to_svg", "to_html"]
+
+# fill colours by node kind: ops blue, parameters green, constants grey, outputs and gradients orange
+COLOURS = {"op": "#dbe9f7", "leaf": "#d9f2d9", "input": "#eeeeee", "output": "#fde6c8", "grad": "#fde6c8",
+           "accumulate": "#d9f2d9", "module": "#e8dcf5", "saved": "#fff7cc"}
+SHAPES_DOT = {"op": "box", "leaf": "ellipse", "input": "ellipse", "output": "box", "grad": "box",
+              "accumulate": "ellipse", "module": "box3d", "saved": "note"}
+
+
+def _public(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in details.items() if not k.startswith("_")}
+
+
+def to_dot(graph: Graph) -> str:
+    lines = ["digraph tinydl {", '  rankdir=TB;', '  node [fontname="monospace", fontsize=10, style=filled];']
+    for node in graph.nodes:
+        label = "\\n".join([node.title] + node.lines).replace('"', '\\"')
+        lines.append(f'  {node.id} [label="{label}", shape={SHAPES_DOT[node.kind]}, '
+                     f'fillcolor="{COLOURS[node.kind]}"];')
+    for edge in graph.edges:
+        style = ', style=dashed' if edge.style == "dashed" else ""
+        lines.append(f"  {edge.source} -> {edge.target}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_mermaid(graph: Graph) -> str:
+    brackets = {"op": ('["', '"]'), "module": ('[["', '"]]'), "saved": ('>"', '"]')}
+    lines = ["flowchart TD"]
+    for node in graph.nodes:
+        opening, closing = brackets.get(node.kind, ('(["', '"])'))
+        label = "<br/>".join(html_escape.escape(text, quote=False).replace('"', "#quot;")
+                             for text in [node.title] + node.lines)
+        lines.append(f"  {node.id}{opening}{label}{closing}")
+    for edge in graph.edges:
+        arrow = "-.->" if edge.style == "dashed" else "-->"
+        lines.append(f"  {edge.source} {arrow} {edge.target}")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(graph: Graph) -> str:
+    return json.dumps({
+        "direction": graph.direction,
+        "nodes": [{"id": n.id, "kind": n.kind, "title": n.title, "lines": n.lines, "module": n.module,
+                   "details": _public(n.details)} for n in graph.nodes],
+        "edges": [{"source": e.source, "target": e.target, "label": e.label, "style": e.style}
+                  for e in graph.edges],
+    }, indent=1, default=str)
+
+
+def to_svg(graph: Graph, standalone: bool = True) -> str:
+    """The drawing as SVG; ``standalone=False`` leaves out the XML namespace (not needed inside HTML)."""
+    sizes = {n.id: node_size(n.title, n.lines) for n in graph.nodes}
+    placed = layout([n.id for n in graph.nodes], sizes, [(e.source, e.target) for e in graph.edges])
+    margin = 10.0
+    width, height = placed.width + 2 * margin, placed.height + 2 * margin
+    namespace = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
+    parts = [f'<svg{namespace} width="{width:.0f}" height="{height:.0f}" '
+             f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="monospace" font-size="11">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>',
+             f'<g transform="translate({margin},{margin})">']
+    for edge, route in zip(graph.edges, placed.routes):
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in route)
+        dash = ' stroke-dasharray="4 3"' if edge.style == "dashed" else ""
+        title = f"<title>{html_escape.escape(edge.label)}</title>" if edge.label else ""
+        parts.append(f'<polyline points="{points}" fill="none" stroke="#555"{dash} '
+                     f'marker-end="url(#arrow)">{title}</polyline>')
+    for node in graph.nodes:
+        box = placed.boxes[node.id]
+        left = box.x - box.width / 2
+        radius = 12 if node.kind in ("leaf", "input", "accumulate") else 3
+        parts.append(f'<g class="node" data-id="{node.id}" data-module="{html_escape.escape(node.module or "")}">'
+                     f'<rect x="{left:.1f}" y="{box.y:.1f}" width="{box.width:.1f}" height="{box.height:.1f}" '
+                     f'rx="{radius}" fill="{COLOURS[node.kind]}" stroke="#333"/>')
+        for row, text in enumerate([node.title] + node.lines):
+            weight = ' font-weight="bold"' if row == 0 else ""
+            parts.append(f'<text x="{box.x:.1f}" y="{box.y + PADDING / 2 + (row + 0.8) * LINE_HEIGHT:.1f}" '
+                         f'text-anchor="middle"{weight}>{html_escape.escape(text)}</text>')
+        parts.append("</g>")
+    parts.append("</g></svg>")
+    return "\n".join(parts) + "\n"
+
+
+_SCRIPT = """
+const views = document.querySelectorAll('.view');
+function show(name) {
+  views.forEach(v => { v.style.display = v.dataset.view === name ? 'block' : 'none'; });
+  document.querySelectorAll('button[data-view]').forEach(b => { b.disabled = b.dataset.view === name; });
+}
+document.querySelectorAll('button[data-view]').forEach(b => b.addEventListener('click', () => show(b.dataset.view)));
+document.querySelectorAll('g.node').forEach(g => g.addEventListener('click', () => {
+  const view = g.closest('.view').dataset.view;
+  const node = DETAILS[view][g.dataset.id];
+  document.getElementById('details').textContent = JSON.stringify(node, null, 2);
+}));
+show('ops');
+"""
+
+
+def to_html(op_graph: Graph, module_graph: Graph | None, title: str, full: bool = True) -> str:
+    """The page: the op-level drawing, the module-level one when given (a button switches), and the details of
+    the clicked node."""
+    details = {"ops": {n.id: {"title": n.title, **_public(n.details)} for n in op_graph.nodes}}
+    views = [f'<div class="view" data-view="ops">{to_svg(op_graph, standalone=False)}</div>']
+    buttons = ['<button data-view="ops">ops</button>']
+    if module_graph is not None:
+        details["modules"] = {n.id: {"title": n.title, **_public(n.details)} for n in module_graph.nodes}
+        views.append(f'<div class="view" data-view="modules">{to_svg(module_graph, standalone=False)}</div>')
+        buttons.append('<button data-view="modules">collapse modules</button>')
+    data = json.dumps(details, default=str).replace("</", "<\\/")
+    body = (f'<div class="tinydl-graph"><div>{"".join(buttons)}</div>'
+            '<div style="display:flex;gap:12px;align-items:flex-start">'
+            f'<div style="overflow:auto;max-width:75%">{"".join(views)}</div>'
+            '<pre id="details" style="font-size:11px;min-width:280px">click a node</pre></div>'
+            f"<script>const DETAILS = {data};{_SCRIPT}</script></div>")
+    if not full:
+        return body
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html_escape.escape(title)}</title>"
+            "<style>g.node{cursor:pointer} button{margin-right:6px}</style></head>"
+            f"<body>{body}</body></html>\n")
