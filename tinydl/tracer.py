@@ -133,11 +133,25 @@ class _Abandoned(Exception):
 
 
 class _Stepper(_Tracer):
+    """Hands each step over once the engine has also delivered its gradients (when the next step begins, or
+    when backward ends), then waits until the consumer asks for the next one."""
+
     def __init__(self, handoff: "queue.Queue[Any]", resume: threading.Semaphore):
         super().__init__()
         self.handoff, self.resume, self.abandoned = handoff, resume, False
+        self.pending: TraceStep | None = None
 
     def emit(self, step: TraceStep) -> None:
+        self.pending = step
+
+    def begin(self, event: OpEvent) -> None:
+        if event.phase == "backward" and event.parent is None:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is None:
+            return
+        step, self.pending = self.pending, None
         self.handoff.put(step)
         self.resume.acquire()
         if self.abandoned:
@@ -149,8 +163,9 @@ _DONE = object()
 
 def step_backward(output: Any, gradient: Any = None, retain_graph: bool = False) -> Iterator[TraceStep]:
     """Run ``output.backward(gradient, retain_graph)`` one step at a time: each ``next()`` lets the engine do one
-    backward step and returns its :class:`TraceStep`. The backward runs in a helper thread that waits between
-    steps; stopping early (``break``) abandons it, leaving the gradients it had accumulated so far."""
+    backward step, deliver its gradients (into ``.grad`` for leaves), and returns its :class:`TraceStep`. The
+    backward runs in a helper thread that waits between steps; stopping early (``break``) abandons it, leaving
+    the gradients it had accumulated so far."""
     handoff: queue.Queue[Any] = queue.Queue()
     resume = threading.Semaphore(0)
     stepper = _Stepper(handoff, resume)
@@ -159,6 +174,7 @@ def step_backward(output: Any, gradient: Any = None, retain_graph: bool = False)
         events.subscribe(stepper)
         try:
             output.backward(gradient, retain_graph=retain_graph)
+            stepper.flush()
         except _Abandoned:
             pass
         except BaseException as error:  # handed to the consumer, raised there
