@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .autograd import Function
     from .nn.module import Module
 
-__all__ = ["OpEvent", "ModuleCall", "Subscriber", "subscribe", "unsubscribe", "module_scope", "current_module_path",
-           "observed"]
+__all__ = ["OpEvent", "ModuleCall", "Subscriber", "subscribe", "unsubscribe", "subscribed", "subscribers",
+           "module_scope", "observed"]
 
 _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -174,15 +174,6 @@ class module_scope:
             _refresh()
 
 
-def current_module_path() -> str | None:
-    """The dotted path of the innermost running Module call, or None outside every Module."""
-    return _state.modules[-1].path if _state.modules else None
-
-
-def current_module_call() -> ModuleCall | None:
-    return _state.modules[-1] if _state.modules else None
-
-
 # -------------------------------------------------------------------------------------------- engine entry points
 def user_site() -> str | None:
     """``file:line`` of the innermost frame outside tinydl (the user's line that called the op)."""
@@ -255,11 +246,6 @@ def backward_step(function: "Function", grads: Sequence["Any"]) -> Any:
     for subscriber in subscribers:
         subscriber.end(event)
     return input_grads
-
-
-def running_step() -> OpEvent | None:
-    """The backward step running in this thread, if any."""
-    return _state.steps[-1] if _state.steps else None
 
 
 class subscribed:

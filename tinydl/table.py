@@ -48,9 +48,5 @@ class Table:
 
 
 def _is_number(text: str) -> bool:
-    stripped = text.rstrip("%kMGTB iBs/FLOP").replace(",", "")
-    try:
-        float(stripped)
-    except ValueError:
-        return text in ("", "not counted", "-")
-    return True
+    """A cell of a numeric column: starts with a digit (1.23M, 4,096, 12.5%, 3 KiB) or is a placeholder."""
+    return text[:1].isdigit() or text in ("", "not counted", "-")
