@@ -78,6 +78,7 @@ class profile:
         self._holding: dict[int, tuple[Any, list[int]]] = {}  # id(node) -> (weakref, ids of its saved arrays)
         self._arrays: dict[int, list[int]] = {}  # id(array) -> [nbytes, number of nodes holding it]
         self._finalizers: list[weakref.finalize] = []
+        self._stepped: list[int] = []  # nodes whose backward step just ran: released by the engine right after
 
     # ------------------------------------------------------------------------------------- subscription
     def __enter__(self) -> "profile":
@@ -123,6 +124,7 @@ class profile:
                 record.flops = costs.forward_flops(event.function, event.inputs, event.outputs)
             record.bytes_moved += costs.bytes_moved(event.function, event.inputs, event.outputs)
         if step:
+            self._stepped.append(id(event.function))
             record.child_ns = event.data.get("child_ns", 0)
             record.bytes_moved += event.data.get("child_bytes", 0)
         elif event.parent is not None:
@@ -168,11 +170,13 @@ class profile:
         self.live_saved.append((time.perf_counter_ns(), self._live))
 
     def _sweep_released(self) -> None:
-        """Nodes whose saved state the engine released after their backward step."""
-        for key, (ref, _) in list(self._holding.items()):
-            node = ref()
-            if node is None or getattr(node, "_released", False):
+        """Drop the nodes whose saved state the engine released after their backward step (it releases each
+        node once its step is done, unless retain_graph)."""
+        for key in self._stepped:
+            held = self._holding.get(key)
+            if held is not None and getattr(held[0](), "_released", True):
                 self._drop(key)
+        self._stepped.clear()
 
     # ---------------------------------------------------------------------------------------- reports
     def _top(self) -> list[OpRecord]:
