@@ -51,6 +51,14 @@ def test_cnn_graph_names_parameters_from_the_modules_and_folds_into_four_modules
     modules = [n.title for n in folded.nodes if n.kind == "module"]
     assert modules == ["conv1: Conv2d", "conv2: Conv2d", "fc1: Linear", "fc2: Linear"]
     assert not any(n.kind == "leaf" for n in folded.nodes)  # parameters went inside their module
+    boxes = ops.clusters()
+    assert list(boxes) == ["conv1: Conv2d", "pool: MaxPool2d", "conv2: Conv2d", "pool: MaxPool2d (call 2)",
+                           "fc1: Linear", "fc2: Linear"]
+    assert sorted(ops.nodes[int(i[1:])].title for i in boxes["fc1: Linear"]) == ["fc1.bias", "fc1.weight", "linear"]
+    assert 'subgraph cluster_0 { label="conv1: Conv2d"' in ops.dot()
+    assert '  subgraph c5 ["fc2: Linear"]' in ops.mermaid()
+    backward_boxes = viz.graph(loss, backward=True).clusters()
+    assert sorted(backward_boxes) == sorted(boxes)  # the same calls, numbered in forward order
     by_params = viz.graph(loss, params={f"net.{k}": v for k, v in model.named_parameters()})
     assert "net.fc1.weight" in [n.title for n in by_params.nodes]
 

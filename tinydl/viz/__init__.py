@@ -14,8 +14,8 @@ import shutil
 import subprocess
 from typing import Any, Sequence
 
-from .capture import Graph, capture, fold_modules
-from .render import to_dot, to_html, to_json, to_mermaid, to_svg
+from .capture import Graph, capture, fold_modules, module_calls, module_label
+from .render import Clusters, to_dot, to_html, to_json, to_mermaid, to_svg
 
 __all__ = ["graph", "GraphDrawing"]
 
@@ -39,11 +39,27 @@ class GraphDrawing:
     def edges(self) -> list:
         return self.shown.edges
 
+    def clusters(self) -> Clusters:
+        """At op level, the nodes of each module call (boxes in DOT and Mermaid); none at module level."""
+        if self.group == "module":
+            return {}
+        owner = module_calls(self.ops, self.depth)
+        labels: dict[Any, str] = {}
+        calls_of_path: dict[str, int] = {}
+        for call in sorted(set(owner.values()), key=lambda call: call.index):  # number repeated calls in order
+            calls_of_path[call.path] = calls_of_path.get(call.path, 0) + 1
+            repeat = calls_of_path[call.path]
+            labels[call] = module_label(call) + (f" (call {repeat})" if repeat > 1 else "")
+        boxes: Clusters = {}
+        for node_id, call in owner.items():
+            boxes.setdefault(labels[call], []).append(node_id)
+        return boxes
+
     def dot(self) -> str:
-        return to_dot(self.shown)
+        return to_dot(self.shown, self.clusters())
 
     def mermaid(self) -> str:
-        return to_mermaid(self.shown)
+        return to_mermaid(self.shown, self.clusters())
 
     def json(self) -> str:
         return to_json(self.shown)

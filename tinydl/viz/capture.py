@@ -11,11 +11,12 @@ layer) stays that op.
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from typing import Any, Sequence
 
 from ..backend import get_array_module
 
-__all__ = ["Node", "Edge", "Graph", "capture"]
+__all__ = ["Node", "Edge", "Graph", "capture", "fold_modules", "module_calls", "module_label"]
 
 
 @dataclasses.dataclass
@@ -212,46 +213,58 @@ def _backward_graph(builder: _Builder, outputs: Sequence[Any], functions: list[A
     return Graph(builder.nodes, builder.edges, "backward")
 
 
-def fold_modules(graph: Graph, depth: int = 1) -> Graph:
-    """Fold the ops of each module call at ``depth`` below the model (with the parameters only they use) into
-    one node; a parameter-free call that ran a single op stays that op."""
-    members: dict[Any, list[Node]] = {}
+def module_calls(graph: Graph, depth: int = 1) -> dict[str, Any]:
+    """node id -> the module call (at ``depth`` below the model) it belongs to: the call that ran an op, or,
+    for a parameter or saved tensor, the one call whose ops alone use it. Nodes outside modules are absent."""
+    owner: dict[str, Any] = {}
     for node in graph.nodes:
-        call = _call_at_depth(node.details.get("_call"), depth)
-        if node.kind == "op" and call is not None:
-            members.setdefault(call, []).append(node)
-    has_params = {call: any(True for _ in call.module.parameters()) for call in members}
-    folded: dict[str, str] = {}  # node id -> module node id
-    nodes: list[Node] = []
-    for call, group in members.items():
-        if len(group) == 1 and not has_params[call]:
-            continue
-        module_id = f"m{len(nodes)}"
-        ops = [n.title for n in group]
-        nodes.append(Node(module_id, "module", f"{call.path}: {type(call.module).__name__}", group[-1].lines,
-                          {"module": call.path, "ops": ops, "outputs": group[-1].details.get("outputs")},
-                          call.path))
-        for node in group:
-            folded[node.id] = module_id
-    consumers: dict[str, set[str]] = {}
+        call = _call_at_depth(node.details.get("_call"), depth) if node.kind == "op" else None
+        if call is not None:
+            owner[node.id] = call
+    touching: dict[str, set[str]] = defaultdict(set)
     for edge in graph.edges:
-        consumers.setdefault(edge.source, set()).add(folded.get(edge.target, edge.target))
-    for node in graph.nodes:  # parameters and saved tensors used by one folded module only go inside it
-        targets = consumers.get(node.id, set())
-        if node.kind in ("leaf", "saved", "accumulate") and len(targets) == 1 and next(iter(targets)) in \
-                {n.id for n in nodes}:
-            folded[node.id] = next(iter(targets))
-    kept = [n for n in graph.nodes if n.id not in folded]
+        touching[edge.source].add(edge.target)
+        touching[edge.target].add(edge.source)
+    for node in graph.nodes:
+        if node.kind in ("leaf", "saved", "accumulate"):
+            calls = {owner.get(other) for other in touching[node.id]}
+            if len(calls) == 1 and None not in calls:
+                owner[node.id] = calls.pop()
+    return owner
+
+
+def module_label(call: Any) -> str:
+    return f"{call.path}: {type(call.module).__name__}"
+
+
+def fold_modules(graph: Graph, depth: int = 1) -> Graph:
+    """Fold each module call at ``depth`` below the model (its ops, and the parameters only they use) into one
+    node; a parameter-free call that ran a single op stays that op."""
+    owner = module_calls(graph, depth)
+    ops: dict[Any, list[Node]] = defaultdict(list)
+    for node in graph.nodes:
+        if node.kind == "op" and node.id in owner:
+            ops[owner[node.id]].append(node)
+    module_ids: dict[Any, str] = {}
+    modules: list[Node] = []
+    for call, group in ops.items():
+        if len(group) > 1 or any(True for _ in call.module.parameters()):
+            module_ids[call] = f"m{len(modules)}"
+            modules.append(Node(module_ids[call], "module", module_label(call), group[-1].lines,
+                                {"module": call.path, "ops": [n.title for n in group],
+                                 "outputs": group[-1].details.get("outputs")}, call.path))
+    folded = {node_id: module_ids[call] for node_id, call in owner.items() if call in module_ids}
     edges, seen = [], set()
     for edge in graph.edges:
         source, target = folded.get(edge.source, edge.source), folded.get(edge.target, edge.target)
         if source != target and (source, target) not in seen:
             seen.add((source, target))
             edges.append(Edge(source, target, edge.label, edge.style))
-    order = {n.id: i for i, n in enumerate(graph.nodes)}
-    first = {m.id: min(order[k] for k, v in folded.items() if v == m.id) for m in nodes}
-    merged = sorted(kept + nodes, key=lambda n: order.get(n.id, first.get(n.id, 0)))
-    return Graph(merged, edges, graph.direction)
+    position: dict[str, int] = {}
+    for index, node in enumerate(graph.nodes):  # a module node goes where its first member was
+        position.setdefault(folded.get(node.id, node.id), index)
+    kept = [n for n in graph.nodes if n.id not in folded] + modules
+    return Graph(sorted(kept, key=lambda n: position[n.id]), edges, graph.direction)
 
 
 def _call_at_depth(call: Any, depth: int) -> Any:

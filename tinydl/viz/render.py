@@ -27,12 +27,18 @@ def _public(details: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in details.items() if not k.startswith("_")}
 
 
-def to_dot(graph: Graph) -> str:
+Clusters = dict[str, list[str]]  # a module's label -> the ids of the nodes drawn inside its box
+
+
+def to_dot(graph: Graph, clusters: Clusters | None = None) -> str:
     lines = ["digraph tinydl {", '  rankdir=TB;', '  node [fontname="monospace", fontsize=10, style=filled];']
     for node in graph.nodes:
         label = "\\n".join([node.title] + node.lines).replace('"', '\\"')
         lines.append(f'  {node.id} [label="{label}", shape={SHAPES_DOT[node.kind]}, '
                      f'fillcolor="{COLOURS[node.kind]}"];')
+    for number, (label, members) in enumerate((clusters or {}).items()):
+        lines.append(f'  subgraph cluster_{number} {{ label="{label}"; style=rounded; color=gray; '
+                     f'{"; ".join(members)}; }}')
     for edge in graph.edges:
         style = ', style=dashed' if edge.style == "dashed" else ""
         lines.append(f"  {edge.source} -> {edge.target}{style};")
@@ -40,7 +46,7 @@ def to_dot(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_mermaid(graph: Graph) -> str:
+def to_mermaid(graph: Graph, clusters: Clusters | None = None) -> str:
     brackets = {"op": ('["', '"]'), "module": ('[["', '"]]'), "saved": ('>"', '"]')}
     lines = ["flowchart TD"]
     for node in graph.nodes:
@@ -48,6 +54,8 @@ def to_mermaid(graph: Graph) -> str:
         label = "<br/>".join(html_escape.escape(text, quote=False).replace('"', "#quot;")
                              for text in [node.title] + node.lines)
         lines.append(f"  {node.id}{opening}{label}{closing}")
+    for number, (label, members) in enumerate((clusters or {}).items()):
+        lines += [f'  subgraph c{number} ["{label}"]'] + [f"    {member}" for member in members] + ["  end"]
     for edge in graph.edges:
         arrow = "-.->" if edge.style == "dashed" else "-->"
         lines.append(f"  {edge.source} {arrow} {edge.target}")
