@@ -34,6 +34,9 @@ ROW_THREADS = 256      # threads per block of a row kernel (the ROW_THREADS of H
 SOURCES: dict[str, str] = {}  # every registered source by name, so that a test can compile them all
 
 HELPERS = r"""
+// NVRTC has no <math.h>, hence no INFINITY: -inf is the float with bit pattern 0xff800000, widened to real.
+#define NEGATIVE_INFINITY ((real)__int_as_float(0xff800000))
+
 // Shared device helpers.  sigmoid(x) = 1 / (1 + e^-x), written as 1/2 + tanh(x / 2) / 2, which never overflows.
 __device__ __forceinline__ real sigmoid_of(real x) { return (real)0.5 + (real)0.5 * tanh((real)0.5 * x); }
 
@@ -80,7 +83,7 @@ __device__ real block_max(real value) {
     if (lane == 0) partial[warp] = value;
     __syncthreads();
     if (warp == 0) {
-        value = lane < (blockDim.x + 31) / 32 ? partial[lane] : (real)-INFINITY;
+        value = lane < (blockDim.x + 31) / 32 ? partial[lane] : NEGATIVE_INFINITY;
         value = warp_max(value);
         if (lane == 0) total = value;
     }

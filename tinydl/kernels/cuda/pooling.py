@@ -29,14 +29,14 @@ extern "C" __global__ void max_pool_forward(const real* x, real* y, int* argmax,
     FOR_EACH_INDEX(k, planes * out_h * out_w) {
         long long ow = k % out_w, oh = (k / out_w) % out_h, plane = k / (out_w * out_h);
         const real* image = x + plane * height * width;
-        real best = (real)-INFINITY;
+        real best = NEGATIVE_INFINITY;
         int best_tap = 0;
         for (long long i = 0; i < kernel_h; ++i) {
             long long h = oh * stride_h - pad_h + i;
             for (long long j = 0; j < kernel_w; ++j) {
                 long long w = ow * stride_w - pad_w + j;
                 bool inside = h >= 0 && h < height && w >= 0 && w < width;
-                real value = inside ? image[h * width + w] : (real)-INFINITY;
+                real value = inside ? image[h * width + w] : NEGATIVE_INFINITY;
                 int tap = (int)(i * kernel_w + j);
                 if (tap == 0 || value > best || isnan(value)) { best = value; best_tap = tap; }
             }

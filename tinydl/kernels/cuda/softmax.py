@@ -32,7 +32,7 @@ SOFTMAX = register("softmax", r"""
 
 // The maximum m and log S = log sum_c e^(x_c - m) of one row.
 __device__ void row_statistics(const real* x, long long columns, real* m_out, real* log_s_out) {
-    real m = (real)-INFINITY;
+    real m = NEGATIVE_INFINITY;
     FOR_EACH_COLUMN(c, columns) m = fmax(m, x[c]);
     m = block_max(m);
     real s = 0;
