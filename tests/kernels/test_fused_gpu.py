@@ -9,6 +9,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from tinydl.backend import fused_kernels_enabled
 from tinydl.testing import assert_close
 from tinydl.testing.fused import CASES, run_both, time_both
 
@@ -24,7 +25,9 @@ def real_gpu() -> bool:
         return False
 
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not real_gpu(), reason="needs CuPy and an NVIDIA GPU")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not real_gpu(), reason="needs CuPy and an NVIDIA GPU"),
+              pytest.mark.skipif(not fused_kernels_enabled(), reason="fused kernels switched off "
+                                                                     "(TINYDL_FUSED_KERNELS=0)")]
 TOLERANCES = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
 
 
