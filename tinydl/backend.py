@@ -78,7 +78,7 @@ def _cupy() -> ModuleType:
     except ImportError as error:  # pragma: no cover - depends on the machine
         raise RuntimeError(
             "device 'cuda' needs CuPy, which is not installed: pip install 'tinydl[gpu]' "
-            "(CuPy for CUDA 12) on a machine with an NVIDIA GPU") from error
+            "(CuPy for CUDA 12) or 'tinydl[gpu-cuda13]' (CUDA 13) on a machine with an NVIDIA GPU") from error
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # pragma: no cover - depends on the machine
