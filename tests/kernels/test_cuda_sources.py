@@ -23,6 +23,8 @@ import pytest
 from tinydl.kernels.cuda import build
 
 ARCHITECTURE = "compute_80"
+# the options CuPy 14's RawModule passes to NVRTC besides tinydl's own (cupy/cuda/compiler.py)
+CUPY_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")
 PACKAGE = pathlib.Path(build.__file__).parent
 CASES = [(name, dtype) for name in sorted(build.SOURCES) for dtype in build.REAL_TYPES]
 
@@ -55,8 +57,9 @@ def _nvcc_ptx(name: str, dtype: str, folder: pathlib.Path) -> str:
     source = folder / f"{name}_{dtype}.cu"
     source.write_text(build.source_for(name, dtype))
     ptx = folder / f"{name}_{dtype}.ptx"
-    result = subprocess.run(["nvcc", "--ptx", f"-arch={ARCHITECTURE}", "--std=c++14", "-Werror", "all-warnings",
-                             "-o", str(ptx), str(source)], capture_output=True, text=True, timeout=300)
+    command = ["nvcc", "--ptx", f"-arch={ARCHITECTURE}", *build.COMPILE_OPTIONS, "-Werror", "all-warnings", "-o",
+               str(ptx), str(source)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         return f"{name} ({dtype}):\n{result.stderr}"
     missing = launched_kernels()[name] - set(re.findall(r"\.entry\s+(\w+)", ptx.read_text()))
@@ -84,7 +87,7 @@ def test_source_compiles_with_nvrtc(name, dtype):
     nvrtc = _nvrtc()
     program = nvrtc.createProgram(build.source_for(name, dtype), f"{name}.cu", [], [])
     try:
-        nvrtc.compileProgram(program, [f"-arch={ARCHITECTURE}", "--std=c++14"])
+        nvrtc.compileProgram(program, [f"-arch={ARCHITECTURE}", *build.COMPILE_OPTIONS, *CUPY_OPTIONS])
     except Exception as error:
         pytest.fail(f"{name} ({dtype}) does not compile: {error}\n{nvrtc.getProgramLog(program)}")
     ptx = nvrtc.getPTX(program).decode()

@@ -31,6 +31,8 @@ THREADS = 256          # threads per block of an elementwise kernel
 MAX_BLOCKS = 65535     # grid-stride loops cover any size with at most this many blocks
 ROW_THREADS = 256      # threads per block of a row kernel (the ROW_THREADS of HELPERS)
 
+COMPILE_OPTIONS = ("--std=c++14",)  # what tinydl passes to RawModule (CuPy adds -arch, -ftz=true and a few more)
+
 SOURCES: dict[str, str] = {}  # every registered source by name, so that a test can compile them all
 
 HELPERS = r"""
@@ -106,7 +108,7 @@ def source_for(name: str, dtype: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _module(name: str, dtype: str) -> Any:
-    return _cupy().RawModule(code=source_for(name, dtype), options=("--std=c++14",))
+    return _cupy().RawModule(code=source_for(name, dtype), options=COMPILE_OPTIONS)
 
 
 @functools.lru_cache(maxsize=None)
