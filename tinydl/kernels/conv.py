@@ -18,7 +18,8 @@ computed unless asked for: the three functions are independent.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 from ..backend import get_array_module
 from .chunking import batch_chunks
@@ -47,9 +48,20 @@ class _Layout:
         self.chunks = list(batch_chunks(self.batch, (patch_numbers + channel_numbers) * dtype.itemsize, xp))
         chunk = self.chunks[0].stop if self.chunks else 0
         padded_h, padded_w = geometry.padded_size(self.height, self.width)
-        self.padded = xp.zeros((chunk, padded_h + spare_rows(geometry), padded_w, self.channels), dtype)
+        self._padded_shape = (chunk, padded_h + spare_rows(geometry), padded_w, self.channels)
         self.patch_buffer = xp.empty(chunk * patch_numbers, dtype)
         self.channel_buffer = xp.empty(chunk * channel_numbers, dtype)
+
+    @functools.cached_property
+    def padded(self) -> Any:
+        """The zero-bordered channels-last scratch images of the plain path (allocated when first needed: the
+        fused CUDA kernels read and write NCHW directly)."""
+        return self.xp.zeros(self._padded_shape, self.patch_buffer.dtype)
+
+    def padded_images(self, n: int) -> Callable[[], Any]:
+        """The first ``n`` scratch images, as the callable that :func:`image_patches` and :func:`add_patches` ask
+        for them through."""
+        return lambda: self.padded[:n]
 
     def weight_rows(self, weight: Any) -> Any:
         """The weight (O, Cg, kh, kw) as (groups, Og, K), each row in the (i, j, c) order of a patch."""
@@ -69,7 +81,7 @@ class _Layout:
         n = part.stop - part.start
         cols = self.patch_buffer[:n * self.positions * self.groups * self.patch].reshape(
             n, self.out_h, self.out_w, self.groups, self.kernel_h, self.kernel_w, self.channels_per_group)
-        return image_patches(x[part], self.geometry, self.padded[:n], cols).reshape(
+        return image_patches(x[part], self.geometry, self.padded_images(n), cols).reshape(
             n * self.positions, self.groups, self.patch)
 
     def channel_major(self, part: slice) -> Any:
@@ -123,7 +135,7 @@ def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int],
         xp.matmul(grad_rows.transpose(0, 2, 1), rows, out=grad_cols)
         patches = grad_cols.reshape(layout.groups, n, layout.out_h, layout.out_w, layout.kernel_h, layout.kernel_w,
                                     layout.channels_per_group).transpose(1, 2, 3, 0, 4, 5, 6)
-        add_patches(patches, geometry, layout.padded[:n], grad_input[part])
+        add_patches(patches, geometry, layout.padded_images(n), grad_input[part])
     return grad_input
 
 

@@ -24,7 +24,7 @@ padded channels-last buffer on the plain path, and straight through one CUDA ker
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..backend import get_array_module
 from .cuda import im2col as fused
@@ -99,20 +99,21 @@ def col2im(cols: Any, geometry: Conv2dGeometry, out: Any) -> Any:
     return out
 
 
-def image_patches(x: Any, geometry: Conv2dGeometry, padded: Any, out: Any) -> Any:
-    """The patches of the NCHW images ``x`` written into ``out`` (n, OH, OW, groups, kh, kw, Cg); the plain path
-    copies ``x`` into the interior of ``padded`` (n, Hp + spare, Wp, C), whose border must be zero, first."""
+def image_patches(x: Any, geometry: Conv2dGeometry, padded: Callable[[], Any], out: Any) -> Any:
+    """The patches of the NCHW images ``x`` written into ``out`` (n, OH, OW, groups, kh, kw, Cg). The plain path
+    first copies ``x`` into the interior of ``padded()``, scratch images (n, Hp + spare, Wp, C) whose border must
+    be zero; the fused kernel never asks for them."""
     if can_fuse(x, out) and contiguous(out):
         return fused.im2col_nchw(x, geometry, out)
-    return im2col(pad_channels_last(x, geometry, padded), geometry, out)
+    return im2col(pad_channels_last(x, geometry, padded()), geometry, out)
 
 
-def add_patches(cols: Any, geometry: Conv2dGeometry, padded: Any, out: Any) -> Any:
+def add_patches(cols: Any, geometry: Conv2dGeometry, padded: Callable[[], Any], out: Any) -> Any:
     """col2im of ``cols`` (n, OH, OW, groups, kh, kw, Cg), cropped to the images and written into the NCHW
-    ``out`` (n, C, H, W); the plain path sums into ``padded`` (as :func:`col2im`) first."""
+    ``out`` (n, C, H, W); the plain path sums into the scratch images ``padded()`` (as :func:`col2im`) first."""
     if can_fuse(cols, out) and contiguous(out):
         return fused.col2im_nchw(cols, geometry, out)
-    padded = col2im(cols, geometry, padded)
+    padded = col2im(cols, geometry, padded())
     (top, _), (left, _) = geometry.padding
     height, width = out.shape[2:]
     out[...] = padded[:, top:top + height, left:left + width, :].transpose(0, 3, 1, 2)
