@@ -344,7 +344,8 @@ def markdown(report: dict[str, Any]) -> str:
              + (" (DRY RUN on the CPU: not a measurement)" if info["dry_run"] else ""), ""]
     tests = report.get("tests", {})
     if tests:
-        lines += ["## (a) GPU tests", "", "| run | status | passed | failed | skipped | seconds |", "|---|---|---|---|---|---|"]
+        lines += ["## (a) GPU tests", "", "| run | status | passed | failed | skipped | seconds |",
+                  "|---|---|---|---|---|---|"]
         for key, label in (("tests_fused", "fused kernels on"), ("tests_plain", "TINYDL_FUSED_KERNELS=0")):
             run = tests.get(key, {})
             lines.append(f"| {label} | {run.get('status', 'not run')} | {run.get('passed', '')} | "
@@ -356,7 +357,8 @@ def markdown(report: dict[str, Any]) -> str:
     models = report.get("models", {})
     if models:
         lines += ["## (b) training steps against PyTorch (medians, ms)", "",
-                  "| model | tinydl fused | tinydl plain | PyTorch | ratio fused | ratio plain | first loss tinydl / torch |",
+                  "| model | tinydl fused | tinydl plain | PyTorch | ratio fused | ratio plain "
+                  "| first loss tinydl / torch |",
                   "|---|---|---|---|---|---|---|"]
         for row in models.get("models", []):
             lines.append(f"| {row['model']} | {_ms(row['tinydl_fused_ms'])} | {_ms(row['tinydl_plain_ms'])} | "

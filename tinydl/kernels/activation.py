@@ -1,6 +1,7 @@
 """GELU on raw arrays: the plain array-module path and, for CuPy arrays with fusion on, the fused CUDA kernel.
 
-    y = x Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2;     dx = gy (Phi(x) + x phi(x)),  phi(x) = e^(-x^2/2) / sqrt(2 pi)
+    y = x Phi(x),                Phi(x) = (1 + erf(x / sqrt 2)) / 2
+    dx = gy (Phi(x) + x phi(x)),  phi(x) = e^(-x^2/2) / sqrt(2 pi)
 """
 from __future__ import annotations
 

@@ -110,6 +110,15 @@ def _recurrent(kind: str) -> Callable[[str, Any, str], Run]:
     return build
 
 
+def _gru_cell(device: str, dtype: Any, size: str) -> Run:
+    rng = numpy.random.default_rng(0)
+    batch, features, hidden = (3, 5, 7) if size == "small" else (32, 128, 256)
+    x, h = _leaf(rng, (batch, features), device, dtype), _leaf(rng, (batch, hidden), device, dtype)
+    weights = [_leaf(rng, shape, device, dtype, 0.1) for shape in ((3 * hidden, features), (3 * hidden, hidden),
+                                                                 (3 * hidden,), (3 * hidden,))]
+    return _forward_backward(F.gru_cell, [x, h, *weights], rng, device, dtype)
+
+
 def _max_pool(kernel: int, stride: int, padding: int, ceil_mode: bool) -> Callable[[str, Any, str], Run]:
     def build(device: str, dtype: Any, size: str) -> Run:
         rng = numpy.random.default_rng(0)
@@ -163,6 +172,7 @@ CASES = [
     FusedCase("dropout", "dropout", _dropout),
     FusedCase("LSTM layer (gate maths)", "recurrent", _recurrent("LSTM")),
     FusedCase("GRU layer (gate maths)", "recurrent", _recurrent("GRU")),
+    FusedCase("gru_cell (gate maths)", "recurrent", _gru_cell),
     FusedCase("max_pool2d 2x2", "pooling", _max_pool(2, 2, 0, False)),
     FusedCase("max_pool2d 3x3 stride 2 pad 1 ceil", "pooling", _max_pool(3, 2, 1, True)),
     FusedCase("conv2d 3x3 pad 1 (im2col/col2im)", "im2col", _conv(1, 1, 1, 1)),

@@ -16,14 +16,19 @@ GRU, input projections ``input_gates`` = x W_ih^T + b_ih and hidden projections 
     d a = [d(pre r), d(pre z), d(pre n)],  d b = [d(pre r), d(pre z), d(pre n) r],  dh = g z            (backward)
 
 The LSTM forward writes the activated gates back into ``gates`` (the backward reads them), as the plain path does.
+The GRU has two kernel pairs: ``gru_forward``/``gru_backward`` for a single step (the cell: the backward
+recomputes r, z, n from a and b), and ``gru_sequence_forward``/``gru_sequence_backward`` for a step of
+:class:`tinydl.functional.recurrent.GRUSequence`, which saves the activated gates r, z, n and b_n of every step and
+reads them back in the backward, as its plain path does.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .build import as_contiguous, empty, kernel, launch, register, size
+from .build import as_contiguous, empty, flag, kernel, launch, register, size
 
-__all__ = ["lstm_pointwise", "lstm_pointwise_backward", "gru_gates", "gru_gates_backward"]
+__all__ = ["lstm_pointwise", "lstm_pointwise_backward", "gru_gates", "gru_gates_backward", "gru_pointwise",
+           "gru_pointwise_backward"]
 
 RECURRENT = register("recurrent", r"""
 // Thread k handles sample b = k / H, unit j = k % H; gate q of that unit sits at row b, column q*H + j.
@@ -91,6 +96,42 @@ extern "C" __global__ void gru_backward(const real* a, const real* bh, const rea
         grad_h[k] = g * z;
     }
 }
+
+// One step of a GRU sequence: also stores r, z, n (activated) and b_n (hidden_n, when store_hidden_n) for backward.
+extern "C" __global__ void gru_sequence_forward(const real* a, const real* bh, const real* h, real* activated,
+                                                real* hidden_n, real* h_next, int store_hidden_n,
+                                                long long batch, long long hidden) {
+    FOR_EACH_INDEX(k, batch * hidden) {
+        long long b = k / hidden, j = k % hidden;
+        long long base = b * 3 * hidden;
+        real r = sigmoid_of(a[base + j] + bh[base + j]);
+        real z = sigmoid_of(a[base + hidden + j] + bh[base + hidden + j]);
+        real hn = bh[base + 2 * hidden + j];
+        real n = tanh(a[base + 2 * hidden + j] + r * hn);
+        activated[base + j] = r; activated[base + hidden + j] = z; activated[base + 2 * hidden + j] = n;
+        if (store_hidden_n) hidden_n[k] = hn;
+        h_next[k] = n + z * (h[k] - n);
+    }
+}
+
+// Its backward, from the saved r, z, n and b_n; grad_h gets only the direct part g z (the caller adds the
+// product of grad_b with W_hh).
+extern "C" __global__ void gru_sequence_backward(const real* activated, const real* hidden_n, const real* h,
+                                                 const real* grad, real* grad_a, real* grad_b, real* grad_h,
+                                                 long long batch, long long hidden) {
+    FOR_EACH_INDEX(k, batch * hidden) {
+        long long b = k / hidden, j = k % hidden;
+        long long base = b * 3 * hidden;
+        real r = activated[base + j], z = activated[base + hidden + j], n = activated[base + 2 * hidden + j];
+        real g = grad[k];
+        real dn = g * ((real)1 - z) * ((real)1 - n * n);
+        real dz = g * (h[k] - n) * z * ((real)1 - z);
+        real dr = dn * hidden_n[k] * r * ((real)1 - r);
+        grad_a[base + j] = dr; grad_a[base + hidden + j] = dz; grad_a[base + 2 * hidden + j] = dn;
+        grad_b[base + j] = dr; grad_b[base + hidden + j] = dz; grad_b[base + 2 * hidden + j] = dn * r;
+        grad_h[k] = g * z;
+    }
+}
 """)
 
 
@@ -142,3 +183,27 @@ def gru_gates_backward(input_gates: Any, hidden_gates: Any, hx: Any, grad: Any) 
     launch(kernel(RECURRENT, hx.dtype.name, "gru_backward"), batch * hidden,
            (input_gates, hidden_gates, hx, grad, grad_input, grad_hidden, grad_h, size(batch), size(hidden)))
     return grad_input, grad_hidden, grad_h
+
+
+def gru_pointwise(input_gates: Any, hidden_gates: Any, h_prev: Any, activated: Any, hidden_n: Any, out: Any) -> Any:
+    """Fused :func:`tinydl.functional.recurrent.gru_pointwise`: r, z, n into ``activated`` (batch, 3H), b_n into
+    ``hidden_n`` (batch, H) unless it is None, h' into ``out``; the written arrays must be C-contiguous."""
+    input_gates, hidden_gates, h_prev = (as_contiguous(a) for a in (input_gates, hidden_gates, h_prev))
+    batch, hidden = h_prev.shape
+    store = hidden_n is not None
+    launch(kernel(RECURRENT, h_prev.dtype.name, "gru_sequence_forward"), batch * hidden,
+           (input_gates, hidden_gates, h_prev, activated, hidden_n if store else out, out, flag(store),
+            size(batch), size(hidden)))
+    return out
+
+
+def gru_pointwise_backward(activated: Any, hidden_n: Any, h_prev: Any, grad: Any, grad_input: Any,
+                           grad_hidden: Any) -> Any:
+    """Fused :func:`tinydl.functional.recurrent.gru_pointwise_backward`: the gradients of the input and hidden
+    projections into the C-contiguous ``grad_input`` and ``grad_hidden``; returns the direct part g z of dh."""
+    activated, hidden_n, h_prev, grad = (as_contiguous(a) for a in (activated, hidden_n, h_prev, grad))
+    batch, hidden = h_prev.shape
+    grad_h = empty(h_prev)
+    launch(kernel(RECURRENT, h_prev.dtype.name, "gru_sequence_backward"), batch * hidden,
+           (activated, hidden_n, h_prev, grad, grad_input, grad_hidden, grad_h, size(batch), size(hidden)))
+    return grad_h
