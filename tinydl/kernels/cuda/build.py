@@ -24,7 +24,7 @@ import numpy
 from ...backend import _cupy, fused_kernels_enabled, is_cupy
 
 __all__ = ["REAL_TYPES", "HELPERS", "SOURCES", "register", "source_for", "kernel", "can_fuse", "launch",
-           "launch_rows", "real", "size", "flag", "contiguous", "as_contiguous", "empty"]
+           "launch_rows", "real", "size", "flag", "contiguous", "as_contiguous", "empty", "on_device"]
 
 REAL_TYPES = {"float32": "float", "float64": "double"}
 THREADS = 256          # threads per block of an elementwise kernel
@@ -137,10 +137,15 @@ def as_contiguous(array: Any) -> Any:
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 
+def on_device(like: Any) -> Any:
+    """A context in which CuPy allocates and launches on ``like``'s GPU (``with on_device(x): ...``)."""
+    return like.device
+
+
 def empty(like: Any, shape: Sequence[int] | None = None, dtype: Any = None) -> Any:
     """An uninitialised CuPy array on ``like``'s device, of ``like``'s shape and dtype unless given."""
     cupy = _cupy()
-    with like.device:
+    with on_device(like):
         return cupy.empty(like.shape if shape is None else tuple(shape), like.dtype if dtype is None else dtype)
 
 
@@ -173,6 +178,6 @@ def launch_rows(function: Any, rows: int, args: Sequence[Any]) -> None:
 
 
 def _run(function: Any, blocks: int, threads: int, args: Sequence[Any]) -> None:
-    first_array = next(a for a in args if is_cupy(a))
-    with first_array.device:
+    first_array = next(a for a in args if hasattr(a, "shape") and a.ndim > 0)
+    with on_device(first_array):
         function((blocks,), (threads,), tuple(args))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...backend import get_array_module
-from .build import as_contiguous, empty, flag, kernel, launch, launch_rows, register, size
+from .build import as_contiguous, empty, flag, kernel, launch, launch_rows, on_device, register, size
 
 __all__ = ["softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
            "cross_entropy_forward", "cross_entropy_backward"]
@@ -170,7 +170,7 @@ def _per_sample(x: Any, target: Any, *numbers: Any) -> list[Any]:
     x's dtype, all on x's device."""
     cupy = get_array_module(x)
     rows = x.shape[0]
-    with x.device:
+    with on_device(x):
         arrays = [cupy.ascontiguousarray(cupy.asarray(target).reshape(rows), dtype=cupy.int64)]
         for value in numbers:
             array = cupy.asarray(value, dtype=x.dtype)
