@@ -87,6 +87,7 @@ def test_every_wrapper_launches_its_kernels_with_the_declared_arguments(launches
     dropout.dropout_forward(array(5, 6), array(5, 6, kind=np.float32), 0.25)
     softmax.softmax_forward(array(4, 7))
     softmax.log_softmax_backward(array(4, 7), array(4, 7))
+    softmax.masked_softmax_(array(2, 3, 4, 7))
     losses, log_normaliser = softmax.cross_entropy_forward(array(4, 7), np.array([0, 3, 6, 1]), array(4), 0.0)
     softmax.cross_entropy_backward(array(4, 7), np.array([0, 3, 6, 1]), array(4), array(4), log_normaliser,
                                    dtype(0.5))

@@ -110,6 +110,14 @@ def _recurrent(kind: str) -> Callable[[str, Any, str], Run]:
     return build
 
 
+def _attention(device: str, dtype: Any, size: str) -> Run:
+    rng = numpy.random.default_rng(0)
+    shape = (2, 3, 9, 5) if size == "small" else (32, 4, 128, 32)
+    q, k, v = (_leaf(rng, shape, device, dtype) for _ in range(3))
+    return _forward_backward(lambda *t: F.scaled_dot_product_attention(*t, is_causal=True), [q, k, v], rng, device,
+                             dtype)
+
+
 def _gru_cell(device: str, dtype: Any, size: str) -> Run:
     rng = numpy.random.default_rng(0)
     batch, features, hidden = (3, 5, 7) if size == "small" else (32, 128, 256)
@@ -165,6 +173,7 @@ CASES = [
                                                              (32, 4, 128, 128), 3.0)),
     FusedCase("log_softmax (last axis)", "softmax", _elementwise(lambda x: F.log_softmax(x, -1), (5, 3, 70),
                                                                  (32 * 128, 65), 3.0)),
+    FusedCase("causal attention (masked softmax)", "softmax", _attention),
     FusedCase("cross_entropy", "softmax", _cross_entropy(0.0, "mean")),
     FusedCase("cross_entropy (smoothing 0.1, sum)", "softmax", _cross_entropy(0.1, "sum")),
     FusedCase("cross_entropy (reduction none)", "softmax", _cross_entropy(0.0, "none")),

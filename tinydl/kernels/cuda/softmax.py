@@ -7,6 +7,8 @@ With m = max_c x_c and S = sum_c e^(x_c - m) per row:
     softmax      y_c = e^(x_c - m) / S                 backward  dx_c = y_c (gy_c - sum_k gy_k y_k)
     log_softmax  y_c = x_c - m - log S                 backward  dx_c = gy_c - e^(y_c) sum_k gy_k
 
+Attention's softmax (``masked_softmax``) works in place and turns rows that are entirely masked (-inf) into zeros.
+
 Cross-entropy of row i with target t_i (class weights absent), from :class:`tinydl.functional.loss.ClassTargets`'
 per-sample numbers: the weight on the target w_i ("on_target"), the label-smoothing share s_i ("spread", 0
 without smoothing) and their total r_i = w_i + C s_i:
@@ -26,7 +28,7 @@ from ...backend import get_array_module
 from .build import as_contiguous, empty, flag, kernel, launch, launch_rows, on_device, register, size
 
 __all__ = ["softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
-           "cross_entropy_forward", "cross_entropy_backward"]
+           "masked_softmax_", "cross_entropy_forward", "cross_entropy_backward"]
 
 SOFTMAX = register("softmax", r"""
 
@@ -61,6 +63,23 @@ extern "C" __global__ void softmax_backward(const real* y, const real* gy, real*
         FOR_EACH_COLUMN(c, columns) s += as_log ? grad[c] : grad[c] * out[c];
         s = block_sum(s);
         FOR_EACH_COLUMN(c, columns) result[c] = as_log ? grad[c] - exp(out[c]) * s : out[c] * (grad[c] - s);
+    }
+}
+
+// Attention's softmax, in place: a row whose maximum (NaN ignored, as fmax does) is not finite is shifted by 0
+// instead, and a row whose exponentials sum to 0 (every key masked with -inf) becomes zeros, not NaN.
+extern "C" __global__ void masked_softmax(real* scores, long long rows, long long columns) {
+    FOR_EACH_ROW(row, rows) {
+        real* s = scores + row * columns;
+        real m = NEGATIVE_INFINITY;
+        FOR_EACH_COLUMN(c, columns) m = fmax(m, s[c]);
+        m = block_max(m);
+        if (!isfinite(m)) m = 0;
+        real total = 0;
+        FOR_EACH_COLUMN(c, columns) { real e = exp(s[c] - m); s[c] = e; total += e; }
+        total = block_sum(total);
+        if (total == (real)0) total = 1;
+        FOR_EACH_COLUMN(c, columns) s[c] /= total;
     }
 }
 
@@ -138,6 +157,13 @@ def softmax_backward(y: Any, grad_output: Any) -> Any:
 def log_softmax_backward(y: Any, grad_output: Any) -> Any:
     """dx = gy - e^y sum gy along the last axis, from the log-softmax output y."""
     return _backward(y, grad_output, as_log=True)
+
+
+def masked_softmax_(scores: Any) -> Any:
+    """Attention's row softmax in place on a C-contiguous CuPy array (all-masked rows give zeros); returns it."""
+    rows, columns = _rows(scores)
+    launch_rows(kernel(SOFTMAX, scores.dtype.name, "masked_softmax"), rows, (scores, size(rows), size(columns)))
+    return scores
 
 
 def cross_entropy_forward(x: Any, target: Any, on_target: Any, spread: Any) -> tuple[Any, Any]:
