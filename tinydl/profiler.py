@@ -225,11 +225,12 @@ class profile:
         time is mapped to the module whose op the step differentiates."""
         forward: dict[str, float] = defaultdict(float)
         backward: dict[str, float] = defaultdict(float)
-        flops: dict[str, int] = defaultdict(int)
+        flops: dict[str, int | None] = {}
         for record in self._top():
             for path in _enclosing(record.module_path):
                 (forward if record.phase == "forward" else backward)[path] += record.seconds
-                flops[path] += record.flops or 0
+                known = flops.get(path, 0)
+                flops[path] = None if known is None or record.flops is None else known + record.flops
         rows = [{"module": path or "(model)", "forward ms": f"{forward[path] * 1e3:.3f}",
                  "backward ms": f"{backward[path] * 1e3:.3f}", "FLOPs": format_count(flops[path])}
                 for path in flops]  # in the order the modules first ran
