@@ -158,6 +158,13 @@ class Function:
                 outputs._attach(self, 0)
         return outputs
 
+    @property
+    def module_path(self) -> str | None:
+        """The dotted path of the Module call that recorded this node ("" for the model itself; None outside
+        modules), for graph drawings and profiles (:mod:`tinydl.events`)."""
+        call = self.__dict__.get("module_call")
+        return None if call is None else call.path
+
     def output(self, index: int = 0) -> "Tensor":
         """The ``index``-th output Tensor of this node (alive for as long as backward may need it)."""
         tensor = self._outputs[index]()
@@ -255,7 +262,7 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
         if gradient.data.shape != tensor.data.shape:
             gradient = _sum_to(gradient, tensor.data.shape)
         creator = tensor._creator
-        if creator is None and _tensor_hooks and id(tensor) in _tensor_hooks:
+        if _tensor_hooks and creator is None and id(tensor) in _tensor_hooks:
             entry = held.setdefault(id(tensor), [tensor, None])
             entry[1] = accumulate(entry[1], gradient)
             return

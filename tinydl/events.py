@@ -4,8 +4,9 @@
 :data:`observed`, per op. It is empty unless some thread has a subscriber or is inside a ``Module`` call, so a
 plain script pays that one test and nothing else. When it is not empty the engine hands the op to this module:
 
-* inside a Module call, the recorded node gets ``module_path`` ("features.0", "" for the model itself) and
-  ``module_call`` (the :class:`ModuleCall`), so graph drawings and the profiler can group ops by module;
+* inside a Module call, the recorded node gets ``module_call`` (the :class:`ModuleCall`), whose dotted path
+  ("features.0", "" for the model itself) ``node.module_path`` gives, so graph drawings and the profiler can
+  group ops by module;
 * for every subscriber of the running thread, an :class:`OpEvent` is built and passed to ``begin(event)`` before
   the op runs and to ``end(event)`` after it (an exception in the op skips ``end``).
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .nn.module import Module
 
 __all__ = ["OpEvent", "ModuleCall", "Subscriber", "subscribe", "unsubscribe", "subscribed", "subscribers",
-           "module_scope", "observed"]
+           "enter_module", "exit_module", "observed"]
 
 _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -52,13 +53,26 @@ class Subscriber(Protocol):
 
 
 class ModuleCall:
-    """One call of a Module: its dotted ``path`` ("" for the outermost model), the ``module``, a per-thread
-    ``index`` that tells two calls of the same module apart, and the ``parent`` call (None for the outermost)."""
+    """One call of a Module: the ``module``, the ``parent`` call (None for the outermost), a per-thread ``index``
+    that tells two calls of the same module apart, and its dotted ``path`` ("" for the outermost model, then
+    the attribute names: "features.0"), worked out only when someone reads it."""
 
-    __slots__ = ("path", "module", "index", "parent")
+    __slots__ = ("module", "parent", "index", "_path")
 
-    def __init__(self, path: str, module: "Module", index: int, parent: "ModuleCall | None"):
-        self.path, self.module, self.index, self.parent = path, module, index, parent
+    def __init__(self, module: "Module", parent: "ModuleCall | None", index: int):
+        self.module, self.parent, self.index, self._path = module, parent, index, None
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            parent = self.parent
+            if parent is None:
+                self._path = ""
+            else:
+                name = next((key for key, child in parent.module._modules.items() if child is self.module),
+                            type(self.module).__name__.lower())
+                self._path = f"{parent.path}.{name}" if parent.path else name
+        return self._path
 
     def __repr__(self) -> str:
         return f"ModuleCall({self.path or '<' + type(self.module).__name__ + '>'!s}, call {self.index})"
@@ -147,31 +161,21 @@ def subscribers() -> tuple:
     return _state.subscribers
 
 
-# ------------------------------------------------------------------------------------------------ module scope
-class module_scope:
-    """Context manager that ``Module.__call__`` opens around its forward: pushes the module's dotted path."""
-
-    __slots__ = ("call",)
-
-    def __init__(self, module: "Module"):
-        stack = _state.modules
-        path, parent = "", None
-        if stack:
-            parent = stack[-1]
-            name = next((key for key, child in parent.module._modules.items() if child is module),
-                        type(module).__name__.lower())
-            path = f"{parent.path}.{name}" if parent.path else name
-        self.call = ModuleCall(path, module, next(_state.calls), parent)
-
-    def __enter__(self) -> ModuleCall:
-        _state.modules.append(self.call)
+# ------------------------------------------------------------------------------------------------ module calls
+def enter_module(module: "Module") -> None:
+    """Called by ``Module.__call__`` before its forward: push a :class:`ModuleCall` on this thread's stack."""
+    stack = _state.modules
+    stack.append(ModuleCall(module, stack[-1] if stack else None, next(_state.calls)))
+    if len(stack) == 1:
         observed.add(threading.get_ident())
-        return self.call
 
-    def __exit__(self, *exc_info: object) -> None:
-        _state.modules.pop()
-        if not _state.modules:
-            _refresh()
+
+def exit_module() -> None:
+    """Called by ``Module.__call__`` after its forward (also when it raised)."""
+    stack = _state.modules
+    stack.pop()
+    if not stack:
+        _refresh()
 
 
 # -------------------------------------------------------------------------------------------- engine entry points
@@ -188,8 +192,7 @@ def begin_forward(function: "Function", arrays: Sequence[Any], record: bool) -> 
     to finish with :func:`end_forward`, or None when nobody in this thread subscribes."""
     modules = _state.modules
     if record and modules:
-        function.module_call = modules[-1]
-        function.module_path = modules[-1].path
+        function.module_call = modules[-1]  # Function.module_path reads its path
     subscribers = _state.subscribers
     if not subscribers:
         return None

@@ -68,7 +68,7 @@ def test_recorded_nodes_remember_their_module_path_without_subscribers():
     assert out._creator.inputs[0]._creator.module_path == "head"
     assert not events.observed
     plain = tinydl.randn(2, requires_grad=True) * 2
-    assert not hasattr(plain._creator, "module_path")
+    assert plain._creator.module_path is None
 
 
 def test_site_is_the_users_line_only_when_asked():

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy
 
 from ..autograd import no_grad
-from ..events import module_scope
+from ..events import enter_module, exit_module
 from ..hooks import RemovableHandle
 from .hooks import call_module, register_module_hook
 from ..backend import Device, device as as_device, device_of, get_array_module, is_array, to_device
@@ -50,10 +50,13 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}: forward() is not implemented")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with module_scope(self):  # ops recorded inside know their module path (tinydl/events.py)
+        enter_module(self)  # ops recorded inside know their module path (tinydl/events.py)
+        try:
             if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
                 return call_module(self, args, kwargs)
             return self.forward(*args, **kwargs)
+        finally:
+            exit_module()
 
     # ------------------------------------------------------------------------------------------------- hooks
     def register_forward_pre_hook(self, hook: Callable[["Module", tuple], Any]) -> RemovableHandle:
