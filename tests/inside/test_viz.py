@@ -143,3 +143,10 @@ def test_errors_name_the_problem(tmp_path):
         viz.graph(z).save(tmp_path / "missing" / "graph.svg")
     with pytest.raises(ValueError, match="group must be 'op' or 'module'"):
         viz.graph(z, group="layer")
+
+
+def test_render_needs_no_graphviz(monkeypatch):
+    y, w, b = small_graph()
+    g = viz.graph(y)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert g.render() == g.svg()
