@@ -125,3 +125,20 @@ def test_full_backward_hook_on_a_first_layer_reports_none_for_the_data_input():
     ours(tinydl.ones(4, 3, dtype=tinydl.float64)).sum().backward()
     assert got == [((None,), [(4, 2)])]
     assert ours.weight.grad is not None
+
+
+class TwoOutputs(nn.Module):
+    def forward(self, x):
+        return (x * 2, None, x.sum())
+
+
+def test_full_backward_hook_routes_only_the_tensor_outputs():
+    module = TwoOutputs()
+    got = []
+    module.register_full_backward_hook(lambda m, gi, go: got.append(([g.shape for g in gi], [g.shape for g in go])))
+    x = tinydl.ones(3, requires_grad=True)
+    doubled, nothing, total = module(x)
+    assert nothing is None
+    (doubled.sum() + total).backward()
+    assert got == [([(3,)], [(3,), ()])]
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0, 3.0])

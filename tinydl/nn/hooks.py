@@ -77,12 +77,17 @@ class _BackwardCapture:
         return tuple(args)
 
     def wrap_outputs(self, output: Any) -> Any:
+        """Route the output Tensors that require grad (a Tensor, or those in a tuple or list) through the
+        boundary; anything else passes as it is."""
         single = hasattr(output, "_creator")
-        outputs = (output,) if single else tuple(output)
-        if not any(o.requires_grad for o in outputs if hasattr(o, "_creator")):
+        outputs = [output] if single else list(output) if isinstance(output, (tuple, list)) else []
+        positions = [i for i, o in enumerate(outputs) if hasattr(o, "_creator") and o.requires_grad]
+        if not positions:
             return output
-        routed = ModuleBoundary(self._outputs_done)(*outputs)
-        return routed[0] if single else type(output)(routed) if isinstance(output, tuple) else list(routed)
+        routed = ModuleBoundary(self._outputs_done)(*[outputs[i] for i in positions])
+        for position, tensor in zip(positions, routed):
+            outputs[position] = tensor
+        return outputs[0] if single else type(output)(outputs)
 
     def _outputs_done(self, grads: tuple) -> tuple:
         self.grad_output = grads
