@@ -3,6 +3,8 @@ layers, gradients show as "not computed" until backward, backward and double-bac
 import json
 import pathlib
 import re
+import shutil
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 
@@ -150,3 +152,29 @@ def test_render_needs_no_graphviz(monkeypatch):
     g = viz.graph(y)
     monkeypatch.setattr("shutil.which", lambda name: None)
     assert g.render() == g.svg()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the page's script")
+@pytest.mark.parametrize("group", ["op", "module"])
+def test_the_page_script_switches_views_and_shows_the_clicked_nodes_details(group):
+    model, images, labels = cnn_and_batch(batch=2)
+    g = viz.graph(F.cross_entropy(model(images), labels), group=group)
+    page = g.html()
+    script = re.search(r"<script>(.*)</script>", page, re.S).group(1)
+    root = re.search(r'class="tinydl-graph" id="([^"]+)"', page).group(1)
+    views = re.findall(r'<div class="view" data-view="(\w+)">', page)
+    nodes = []
+    for view, svg in re.findall(r'<div class="view" data-view="(\w+)">(.*?)</svg>', page, re.S):
+        nodes += [[view, node_id] for node_id in re.findall(r'<g class="node" data-id="(\w+)"', svg)]
+    first = "modules" if group == "module" else "ops"
+    clicked_node = next(n for n in g.nodes if n.title.startswith("fc1"))
+    clicked = clicked_node.id
+    description = json.dumps({"script": script, "root": root, "views": views, "nodes": nodes, "click": clicked})
+    result = subprocess.run(["node", str(pathlib.Path(__file__).parent / "fake_dom.js")], input=description,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["start"] == [first] and report["after"] == [{"ops": "modules", "modules": "ops"}[first]]
+    expected = {"title": clicked_node.title, **{k: v for k, v in clicked_node.details.items() if k[0] != "_"}}
+    assert report["details"] == json.loads(json.dumps(expected))
+    assert "grad: not computed" in str(expected) or "(2, 512) float32" in str(expected)

@@ -70,8 +70,8 @@ class GraphDrawing:
     def html(self, full: bool = True) -> str:
         """A self-contained page (``full=False``: a fragment for a notebook) with both the op-level and the
         module-level drawings."""
-        first, second = (self.modules, self.ops) if self.group == "module" else (self.ops, self.modules)
-        return to_html(first, second, f"tinydl {self.ops.direction} graph", full)
+        start = "modules" if self.group == "module" else "ops"
+        return to_html(self.ops, self.modules, f"tinydl {self.ops.direction} graph", full, start)
 
     def render(self) -> str:
         """SVG from Graphviz's ``dot`` when it is on the PATH, else tinydl's own :meth:`svg`."""

@@ -8,6 +8,7 @@ references nothing outside itself.
 from __future__ import annotations
 
 import html as html_escape
+import itertools
 import json
 from typing import Any
 
@@ -15,6 +16,8 @@ from .capture import Graph
 from .layout import LINE_HEIGHT, PADDING, layout, node_size
 
 __all__ = ["to_dot", "to_mermaid", "to_json", "to_svg", "to_html"]
+
+_page_ids = itertools.count()
 
 # fill colours by node kind: ops blue, parameters green, constants grey, outputs and gradients orange
 COLOURS = {"op": "#dbe9f7", "leaf": "#d9f2d9", "input": "#eeeeee", "output": "#fde6c8", "grad": "#fde6c8",
@@ -107,24 +110,28 @@ def to_svg(graph: Graph, standalone: bool = True) -> str:
 
 
 _SCRIPT = """
-const views = document.querySelectorAll('.view');
-function show(name) {
-  views.forEach(v => { v.style.display = v.dataset.view === name ? 'block' : 'none'; });
-  document.querySelectorAll('button[data-view]').forEach(b => { b.disabled = b.dataset.view === name; });
-}
-document.querySelectorAll('button[data-view]').forEach(b => b.addEventListener('click', () => show(b.dataset.view)));
-document.querySelectorAll('g.node').forEach(g => g.addEventListener('click', () => {
-  const view = g.closest('.view').dataset.view;
-  const node = DETAILS[view][g.dataset.id];
-  document.getElementById('details').textContent = JSON.stringify(node, null, 2);
-}));
-show('ops');
-"""
+(function (DETAILS, ROOT_ID, START) {
+  const root = document.getElementById(ROOT_ID);
+  const views = root.querySelectorAll('.view');
+  function show(name) {
+    views.forEach(v => { v.style.display = v.dataset.view === name ? 'block' : 'none'; });
+    root.querySelectorAll('button[data-view]').forEach(b => { b.disabled = b.dataset.view === name; });
+  }
+  root.querySelectorAll('button[data-view]').forEach(b => b.addEventListener('click', () => show(b.dataset.view)));
+  root.querySelectorAll('g.node').forEach(g => g.addEventListener('click', () => {
+    const view = g.closest('.view').dataset.view;
+    root.querySelector('.details').textContent = JSON.stringify(DETAILS[view][g.dataset.id], null, 2);
+  }));
+  show(START);
+})"""
 
 
-def to_html(op_graph: Graph, module_graph: Graph | None, title: str, full: bool = True) -> str:
-    """The page: the op-level drawing, the module-level one when given (a button switches), and the details of
-    the clicked node."""
+def to_html(op_graph: Graph, module_graph: Graph | None, title: str, full: bool = True,
+            start: str = "ops") -> str:
+    """The page: the op-level drawing, the module-level one when given (a button switches; ``start`` says which
+    shows first), and the details of the clicked node. Several such fragments can share a page (a notebook):
+    each script only touches its own container."""
+    root_id = f"tinydl-graph-{next(_page_ids)}"
     details = {"ops": {n.id: {"title": n.title, **_public(n.details)} for n in op_graph.nodes}}
     views = [f'<div class="view" data-view="ops">{to_svg(op_graph, standalone=False)}</div>']
     buttons = ['<button data-view="ops">ops</button>']
@@ -133,11 +140,11 @@ def to_html(op_graph: Graph, module_graph: Graph | None, title: str, full: bool 
         views.append(f'<div class="view" data-view="modules">{to_svg(module_graph, standalone=False)}</div>')
         buttons.append('<button data-view="modules">collapse modules</button>')
     data = json.dumps(details, default=str).replace("</", "<\\/")
-    body = (f'<div class="tinydl-graph"><div>{"".join(buttons)}</div>'
+    body = (f'<div class="tinydl-graph" id="{root_id}"><div>{"".join(buttons)}</div>'
             '<div style="display:flex;gap:12px;align-items:flex-start">'
             f'<div style="overflow:auto;max-width:75%">{"".join(views)}</div>'
-            '<pre id="details" style="font-size:11px;min-width:280px">click a node</pre></div>'
-            f"<script>const DETAILS = {data};{_SCRIPT}</script></div>")
+            '<pre class="details" style="font-size:11px;min-width:280px">click a node</pre></div>'
+            f'<script>{_SCRIPT}({data}, "{root_id}", "{start}");</script></div>')
     if not full:
         return body
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html_escape.escape(title)}</title>"
