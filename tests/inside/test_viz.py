@@ -110,7 +110,8 @@ def test_svg_parses_and_html_references_nothing_outside(tmp_path):
     assert root.tag.endswith("svg") and len(root.findall(".//{http://www.w3.org/2000/svg}rect")) == len(g.nodes)
     page = g.html()
     assert not re.search(r"https?:", page)
-    assert "collapse modules" in page and "<script>" in page and "conv1.weight" in page
+    assert "collapse all modules" in page and "<script>" in page and "conv1.weight" in page
+    assert page.count('<g class="cluster"') == 6 and ".collapsed-0 [data-cluster='0'].node" in page
     assert g._repr_svg_() == g.svg() and "<script>" in g._repr_html_()
     for suffix in (".dot", ".mmd", ".json", ".svg", ".html"):
         g.save(tmp_path / f"graph{suffix}")
@@ -163,18 +164,21 @@ def test_the_page_script_switches_views_and_shows_the_clicked_nodes_details(grou
     script = re.search(r"<script>(.*)</script>", page, re.S).group(1)
     root = re.search(r'class="tinydl-graph" id="([^"]+)"', page).group(1)
     views = re.findall(r'<div class="view" data-view="(\w+)">', page)
-    nodes = []
+    nodes, clusters = [], []
     for view, svg in re.findall(r'<div class="view" data-view="(\w+)">(.*?)</svg>', page, re.S):
         nodes += [[view, node_id] for node_id in re.findall(r'<g class="node" data-id="(\w+)"', svg)]
+        clusters += [[view, k] for k in re.findall(r'<g class="cluster" data-cluster="(\d+)"', svg)]
     first = "modules" if group == "module" else "ops"
     clicked_node = next(n for n in g.nodes if n.title.startswith("fc1"))
     clicked = clicked_node.id
-    description = json.dumps({"script": script, "root": root, "views": views, "nodes": nodes, "click": clicked})
+    description = json.dumps({"script": script, "root": root, "views": views, "nodes": nodes, "clusters": clusters,
+                              "click": clicked})
     result = subprocess.run(["node", str(pathlib.Path(__file__).parent / "fake_dom.js")], input=description,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["start"] == [first] and report["after"] == [{"ops": "modules", "modules": "ops"}[first]]
+    assert report["collapsed"] == ["collapsed-0"] and report["expanded"] == []  # the op view's module boxes
     expected = {"title": clicked_node.title, **{k: v for k, v in clicked_node.details.items() if k[0] != "_"}}
     assert report["details"] == json.loads(json.dumps(expected))
     assert "grad: not computed" in str(expected) or "(2, 512) float32" in str(expected)

@@ -40,9 +40,7 @@ class GraphDrawing:
         return self.shown.edges
 
     def clusters(self) -> Clusters:
-        """At op level, the nodes of each module call (boxes in DOT and Mermaid); none at module level."""
-        if self.group == "module":
-            return {}
+        """The op-level nodes of each module call, by label: boxes in the op-level DOT, Mermaid and HTML."""
         owner = module_calls(self.ops, self.depth)
         labels: dict[Any, str] = {}
         calls_of_path: dict[str, int] = {}
@@ -56,10 +54,10 @@ class GraphDrawing:
         return boxes
 
     def dot(self) -> str:
-        return to_dot(self.shown, self.clusters())
+        return to_dot(self.shown, self.clusters() if self.group == "op" else None)
 
     def mermaid(self) -> str:
-        return to_mermaid(self.shown, self.clusters())
+        return to_mermaid(self.shown, self.clusters() if self.group == "op" else None)
 
     def json(self) -> str:
         return to_json(self.shown)
@@ -71,7 +69,7 @@ class GraphDrawing:
         """A self-contained page (``full=False``: a fragment for a notebook) with both the op-level and the
         module-level drawings."""
         start = "modules" if self.group == "module" else "ops"
-        return to_html(self.ops, self.modules, f"tinydl {self.ops.direction} graph", full, start)
+        return to_html(self.ops, self.modules, f"tinydl {self.ops.direction} graph", full, start, self.clusters())
 
     def render(self) -> str:
         """SVG from Graphviz's ``dot`` when it is on the PATH, else tinydl's own :meth:`svg`."""
