@@ -25,6 +25,7 @@ from typing import Any
 from ..autograd import Function, is_grad_enabled
 from ..backend import device_of, get_array_module
 from ..creation import default_generator
+from ..kernels.reductions import max_last_axis
 from ..tensor import Tensor
 from .activation import softmax
 from .elementwise import constant, where
@@ -41,7 +42,7 @@ def causal_mask(xp: Any, query_length: int, key_length: int) -> Any:
 def _masked_softmax_(scores: Any) -> Any:
     """Row-wise softmax of ``scores`` in place (rows of -inf give zeros, not NaN); returns ``scores``."""
     xp = get_array_module(scores)
-    peak = xp.fmax.reduce(scores, axis=-1, keepdims=True)  # max ignoring NaN: 3x faster than max() in NumPy
+    peak = max_last_axis(scores)
     peak[~xp.isfinite(peak)] = 0            # a row that is all -inf: exp(-inf - 0) = 0 everywhere
     scores -= peak
     xp.exp(scores, out=scores)
