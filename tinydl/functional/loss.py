@@ -19,6 +19,7 @@ from typing import Any
 from ..autograd import Function
 from ..backend import device_of, get_array_module
 from ..tensor import Tensor
+from ._checks import check_values_now
 from ._operands import check_broadcast, operands, to_tensor
 from .activation import log_softmax, sigmoid, softmax
 from .reduction import sum
@@ -82,8 +83,10 @@ class ClassTargets:
 
 
 def _check_class_range(op: str, safe_target: Any, classes: int, ignore_index: int) -> None:
-    """``safe_target``: the targets with the ignored ones replaced by 0, so any value outside [0, C) is wrong."""
-    if safe_target.size and (safe_target.min() < 0 or safe_target.max() >= classes):
+    """``safe_target``: the targets with the ignored ones replaced by 0, so any value outside [0, C) is wrong.
+    On a GPU only under detect_anomaly (see :mod:`._checks`)."""
+    if safe_target.size and check_values_now(safe_target) and (safe_target.min() < 0 or
+                                                               safe_target.max() >= classes):
         bad = int(safe_target[(safe_target < 0) | (safe_target >= classes)].reshape(-1)[0])
         raise IndexError(f"{op}: target {bad} is out of range for {classes} classes (valid targets are "
                          f"0..{classes - 1}, or ignore_index={ignore_index})")

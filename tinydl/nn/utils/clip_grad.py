@@ -15,8 +15,9 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     """Scale the gradients of ``parameters`` together so that their joint norm is at most ``max_norm``.
 
     The joint norm is ||(||g_1||_p, ..., ||g_k||_p)||_p (the p-norm of all gradients concatenated; p = inf gives the
-    largest |g|). Every gradient is multiplied by min(1, max_norm / (norm + 1e-6)). Returns the joint norm before
-    clipping, as a 0-d Tensor.
+    largest |g|). Every gradient is multiplied by min(1, max_norm / (norm + 1e-6)), computed where the gradients
+    live (on a GPU nothing is read back, so the step does not wait for the device; ``error_if_nonfinite=True``
+    does read the norm). Returns the joint norm before clipping, as a 0-d Tensor.
     """
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad for p in params if p.grad is not None]
@@ -34,8 +35,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         if error_if_nonfinite and not bool(xp.isfinite(total)):
             raise RuntimeError(f"clip_grad_norm_: the total {norm_type}-norm of the gradients is {float(total)}; "
                                "pass error_if_nonfinite=False to clip anyway")
-        scale = min(1.0, max_norm / (float(total) + 1e-6))
-        if scale < 1.0:
-            for g in grads:
-                g.data = g.data * g.dtype.type(scale)
+        scale = xp.minimum(max_norm / (total + 1e-6), 1.0)  # stays on the device: reading it would synchronise
+        for g in grads:
+            g.data = g.data * scale.astype(g.dtype)
     return Tensor(xp.asarray(total))

@@ -1,0 +1,198 @@
+"""A GPU-friendly engine: a training step never waits for the GPU unless the user asks for a value; DataLoader
+copies each batch to the GPU in one transfer from pinned memory; tinydl.cuda reports CuPy's memory pool; the
+CuPy double itself keeps CuPy's rules (these tests run on real CuPy too, where they hold as well)."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tinydl
+import tinydl.functional as F
+from tinydl import nn, optim
+from tinydl.data import DataLoader, TensorDataset
+from tinydl.nn.utils import clip_grad_norm_
+
+from ._gpu import on_double, requires_gpu
+
+pytestmark = requires_gpu
+
+
+class no_synchronisation:
+    """Inside: any device-to-host read (a synchronisation) raises cupyx.DeviceSynchronized (CuPy's own detector,
+    which the double drives); on the double, the transfer counter must also stay at zero."""
+
+    def __enter__(self):
+        import cupyx
+        warnings.filterwarnings("ignore", "cupyx.allow_synchronize", category=DeprecationWarning)
+        self.guard = cupyx.allow_synchronize(False)
+        self.guard.__enter__()
+        if on_double():
+            import cupy
+            cupy._double.counters.reset()
+        return self
+
+    def __exit__(self, *exc):
+        self.guard.__exit__(*exc)
+        if on_double() and exc[0] is None:
+            import cupy
+            assert cupy._double.counters.device_to_host == 0
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(11, 16)
+        self.layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.1, batch_first=True)
+        self.norm = nn.LayerNorm(16)
+        self.head = nn.Linear(16, 11)
+
+    def forward(self, ids):
+        return self.head(self.norm(self.layer(self.embed(ids), is_causal=True)))
+
+
+@pytest.mark.parametrize("make_optimizer", [lambda p: optim.AdamW(p, lr=1e-3),
+                                            lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)],
+                         ids=["adamw", "sgd"])
+def test_a_training_step_never_synchronises(make_optimizer):
+    tinydl.manual_seed(0)
+    model = TinyTransformer().to("cuda")
+    opt = make_optimizer(model.parameters())
+    schedule = optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-2, total_steps=10)
+    ids = tinydl.randint(0, 11, (4, 7), device="cuda")
+    for _ in range(2):  # the second step runs with the optimizer state in place
+        with no_synchronisation():
+            logits = model(ids[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, 11), ids[:, 1:].reshape(-1), label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            norm = clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            schedule.step()
+    assert np.isfinite(loss.item()) and np.isfinite(norm.item())
+
+
+def test_a_convolutional_step_never_synchronises():
+    tinydl.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Dropout(0.5), nn.Linear(4 * 4 * 4, 10)).to("cuda")
+    opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    x, y = tinydl.randn(2, 3, 8, 8, device="cuda"), tinydl.randint(0, 10, (2,), device="cuda")
+    with no_synchronisation():
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test_reading_a_value_is_a_synchronisation_the_user_asks_for():
+    import cupyx
+    loss = tinydl.ones(3, device="cuda").sum()
+    with pytest.raises(cupyx.DeviceSynchronized):
+        with no_synchronisation():
+            loss.item()
+
+
+# ------------------------------------------------------------------------------------------------ DataLoader
+@pytest.mark.skipif("not on_double()", reason="counts transfers on the CuPy double")
+def test_dataloader_copies_each_batch_to_the_gpu_once_from_pinned_memory():
+    import cupy
+    images = np.arange(10 * 3 * 4 * 4, dtype=np.float32).reshape(10, 3, 4, 4)
+    labels = np.arange(10) % 3
+    loader = DataLoader(TensorDataset(images, labels), batch_size=4, device="cuda", prefetch=0)
+    cupy._double.counters.reset()
+    batches = list(loader)
+    assert cupy._double.counters.host_to_device == len(batches) == 3
+    assert cupy._double.counters.pinned_host_to_device == 3
+    got_images = np.concatenate([b[0].cpu().numpy() for b in batches])
+    got_labels = np.concatenate([b[1].cpu().numpy() for b in batches])
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+    assert batches[0][0].dtype == np.float32 and batches[0][1].dtype == np.int64
+    assert batches[0][0].device == "cuda:0"
+
+
+def test_dataloader_on_the_gpu_gives_what_it_gives_on_the_cpu():
+    rng = np.random.default_rng(0)
+    data = TensorDataset(rng.standard_normal((9, 2, 3)).astype(np.float32), rng.integers(0, 4, 9),
+                         rng.random(9) > 0.5)
+    on_cpu = list(DataLoader(data, batch_size=4, shuffle=True, seed=3))
+    on_gpu = list(DataLoader(data, batch_size=4, shuffle=True, seed=3, device="cuda"))
+    for cpu_batch, gpu_batch in zip(on_cpu, on_gpu, strict=True):
+        for a, b in zip(cpu_batch, gpu_batch, strict=True):
+            assert b.device == "cuda:0" and a.dtype == b.dtype
+            np.testing.assert_array_equal(b.cpu().numpy(), a.numpy())
+
+
+# ------------------------------------------------------------------------------------------------ tinydl.cuda
+def test_memory_statistics_follow_cupys_pool():
+    import cupy
+    tinydl.cuda.empty_cache()
+    before = tinydl.cuda.memory_allocated()
+    assert before == cupy.get_default_memory_pool().used_bytes()
+    tinydl.cuda.reset_peak_memory_stats()
+    big = tinydl.zeros(1024, 256, device="cuda")  # 1 MiB
+    assert tinydl.cuda.memory_allocated() - before >= 1 << 20
+    del big
+    assert tinydl.cuda.memory_allocated() == before
+    assert tinydl.cuda.max_memory_allocated() - before >= 1 << 20
+    assert tinydl.cuda.memory_reserved() >= before + (1 << 20)  # the freed block stays cached ...
+    tinydl.cuda.empty_cache()
+    assert tinydl.cuda.memory_reserved() == tinydl.cuda.memory_allocated()  # ... until the cache is emptied
+    tinydl.cuda.reset_peak_memory_stats()
+    assert tinydl.cuda.max_memory_allocated() == tinydl.cuda.memory_allocated()
+    tinydl.cuda.synchronize()
+    assert tinydl.cuda.device_count() >= 1 and tinydl.cuda.is_available()
+
+
+def test_cuda_device_context_makes_a_gpu_current():
+    with tinydl.cuda.device("cuda:0") as current:
+        assert current == "cuda:0" and tinydl.cuda.current_device() == 0
+    with pytest.raises(ValueError, match="tinydl.cuda"):
+        tinydl.cuda.device("cpu")
+
+
+def test_manual_seed_seeds_the_gpu_generator():
+    tinydl.manual_seed(7)
+    first = tinydl.randn(5, device="cuda").tolist(), tinydl.rand(5, device="cuda").tolist()
+    tinydl.manual_seed(7)
+    assert (tinydl.randn(5, device="cuda").tolist(), tinydl.rand(5, device="cuda").tolist()) == first
+
+
+# --------------------------------------------------------------------------------------- CuPy's rules kept
+def test_device_arrays_refuse_implicit_conversion_to_numpy():
+    import cupy
+    a = cupy.arange(3.0)
+    assert not isinstance(a, np.ndarray) and type(a).__module__.startswith("cupy")
+    with pytest.raises(TypeError):
+        np.asarray(a)
+    with pytest.raises(TypeError):
+        a + np.ones(3)
+    with pytest.raises(TypeError):
+        cupy.exp(np.ones(3))
+    assert float((a * np.float32(2) + 1.5).sum()) == 10.5  # scalars mix freely
+    np.testing.assert_array_equal(cupy.asnumpy(a), [0, 1, 2])
+    np.testing.assert_array_equal(a.get(), [0, 1, 2])
+
+
+def test_cupys_missing_pieces_stay_missing():
+    import cupy
+    a = cupy.zeros((2, 3))
+    with pytest.raises(NotImplementedError):
+        cupy.fmax.reduce(a, axis=-1)
+    assert not hasattr(cupy.random.default_rng(0), "permutation")
+    assert not hasattr(a.flags, "writeable")
+    view = cupy.broadcast_to(cupy.zeros(1), (3,))
+    assert view.strides == (0,)
+    with pytest.raises(ValueError, match="non-scalar numpy.ndarray"):
+        a[1] = np.ones(3)
+
+
+@pytest.mark.skipif("not on_double()", reason="the CuPy double's kernels are the ones that refuse to run")
+def test_user_kernels_build_on_the_double_but_refuse_to_run():
+    import os
+
+    import cupy
+    kernel = cupy.ElementwiseKernel("T x", "T y", "y = x * x", "square")
+    with pytest.raises(cupy._double.KernelUnavailable, match="square.*TINYDL_FUSED_KERNELS=0"):
+        kernel(cupy.ones(3))
+    assert os.environ["TINYDL_FUSED_KERNELS"] == "0"
