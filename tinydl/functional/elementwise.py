@@ -11,7 +11,7 @@ from typing import Any
 import numpy
 
 from ..autograd import Function
-from ..backend import device, get_array_module
+from ..backend import device, device_of, get_array_module, is_array
 from ..kernels.special import erf as erf_kernel
 from ..tensor import Tensor
 from ._operands import check_broadcast, operands, require_tensor
@@ -304,6 +304,9 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     """``input`` where ``condition`` holds, else ``other`` (all three broadcast together)."""
     condition = condition.data if isinstance(condition, Tensor) else condition
     a, b = operands("where", input, other)
+    if is_array(condition) and getattr(condition, "ndim", 0) and device_of(condition) != a.device:
+        raise RuntimeError(f"where: the condition is on {device_of(condition)} but the values are on {a.device}; "
+                           "move it with .to(device)")
     return Where(condition)(a, b)
 
 
