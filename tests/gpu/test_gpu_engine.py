@@ -84,6 +84,22 @@ def test_a_convolutional_step_never_synchronises():
         opt.step()
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_a_recurrent_step_never_synchronises(cell):
+    tinydl.manual_seed(0)
+    rnn = getattr(nn, cell)(5, 6, num_layers=2, batch_first=True).to("cuda")
+    head = nn.Linear(6, 3).to("cuda")
+    opt = optim.Adam([*rnn.parameters(), *head.parameters()], lr=1e-3)
+    x, y = tinydl.randn(2, 4, 5, device="cuda"), tinydl.randint(0, 3, (8,), device="cuda")
+    with no_synchronisation():
+        output, _ = rnn(x)
+        loss = F.cross_entropy(head(output).reshape(-1, 3), y)
+        opt.zero_grad()
+        loss.backward()
+        clip_grad_norm_([*rnn.parameters(), *head.parameters()], 0.5)
+        opt.step()
+
+
 def test_reading_a_value_is_a_synchronisation_the_user_asks_for():
     import cupyx
     loss = tinydl.ones(3, device="cuda").sum()
@@ -196,3 +212,27 @@ def test_user_kernels_build_on_the_double_but_refuse_to_run():
     with pytest.raises(cupy._double.KernelUnavailable, match="square.*TINYDL_FUSED_KERNELS=0"):
         kernel(cupy.ones(3))
     assert os.environ["TINYDL_FUSED_KERNELS"] == "0"
+
+
+@pytest.mark.skipif("not on_double()", reason="the double's transfer counter")
+def test_boolean_mask_indexing_is_a_synchronisation():
+    """CuPy counts a mask's True entries on the host to size the result (int(mask_scanned[-1]))."""
+    import cupy
+    import cupyx
+    a = cupy.arange(4.0)
+    with pytest.raises(cupyx.DeviceSynchronized):
+        with no_synchronisation():
+            a[a > 1] = 0
+    with no_synchronisation():
+        cupy.copyto(a, 0.0, where=a > 1)  # the elementwise way
+    np.testing.assert_array_equal(a.get(), [0, 1, 0, 0])
+
+
+def test_host_values_follow_cupys_index_assignment_rules():
+    """Basic indexing fills from a scalar only; integer-array indexing copies a host value over."""
+    import cupy
+    a = cupy.zeros(4)
+    a[cupy.asarray([0, 2])] = np.array([5.0, 6.0])
+    np.testing.assert_array_equal(a.get(), [5, 0, 6, 0])
+    with pytest.raises(ValueError, match="non-scalar numpy.ndarray"):
+        cupy.copyto(a, np.ones(4))

@@ -43,11 +43,13 @@ def _masked_softmax_(scores: Any) -> Any:
     """Row-wise softmax of ``scores`` in place (rows of -inf give zeros, not NaN); returns ``scores``."""
     xp = get_array_module(scores)
     peak = max_last_axis(scores)
-    peak[~xp.isfinite(peak)] = 0            # a row that is all -inf: exp(-inf - 0) = 0 everywhere
+    # masks through where= (elementwise), not peak[mask] = 0: on CuPy a boolean-mask assignment reads the mask's
+    # count back to the host, a synchronisation in every attention layer
+    xp.copyto(peak, 0, where=~xp.isfinite(peak))   # a row that is all -inf: exp(-inf - 0) = 0 everywhere
     scores -= peak
     xp.exp(scores, out=scores)
     total = scores.sum(axis=-1, keepdims=True)
-    total[total == 0] = 1                    # the all-masked rows: 0 / 1 = 0
+    xp.copyto(total, 1, where=total == 0)          # the all-masked rows: 0 / 1 = 0
     scores /= total
     return scores
 

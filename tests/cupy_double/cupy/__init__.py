@@ -40,7 +40,7 @@ import numpy
 from . import _double, cuda, lib, linalg, random  # noqa: F401
 from ._double import NAMES, device_function
 from ._functions import (ElementwiseKernel, RawKernel, RawModule, ReductionKernel, array, asanyarray, asarray,
-                         asnumpy, broadcast_to, fuse, get_array_module, get_default_memory_pool,
+                         asnumpy, broadcast_to, copyto, fuse, get_array_module, get_default_memory_pool,
                          get_default_pinned_memory_pool)
 from ._ndarray import ndarray
 from ._ufunc import ufunc, ufunc_named

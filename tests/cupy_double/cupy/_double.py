@@ -170,9 +170,17 @@ def wrap(value: Any, outputs: dict[int, Any] | None = None) -> Any:
     return value
 
 
+# Functions whose result's shape depends on the values: CuPy reads a count back to the host to allocate it.
+DATA_DEPENDENT_SHAPE = frozenset({"nonzero", "argwhere", "flatnonzero", "compress", "extract", "unique"})
+
+
 def device_function(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """``cupy.<name>``: NumPy's function of that name applied to the device arrays' data, with the rules above."""
+    syncs = name in DATA_DEPENDENT_SHAPE
+
     def call(*args: Any, **kwargs: Any) -> Any:
+        if syncs or (name == "where" and len(args) == 1):
+            device_to_host(f"cupy.{name} (its result's size is read on the host)")
         outputs = {}
         out = kwargs.get("out")
         if out is not None:

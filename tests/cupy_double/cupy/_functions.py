@@ -4,6 +4,7 @@
   as a transfer, and as a pinned one when the host buffer came from ``cupyx.empty_pinned``), and copy a device
   array from another device onto the current one.
 * ``asnumpy`` is the explicit device-to-host copy.
+* ``copyto`` takes a scalar or a size-1 host array as its source, never a larger host array.
 * ``broadcast_to`` returns a writable view with stride 0, as CuPy does (NumPy's is read-only).
 * the user-kernel builders (``ElementwiseKernel``, ``ReductionKernel``, ``RawKernel``, ``RawModule``, ``fuse``)
   build objects that raise :class:`cupy._double.KernelUnavailable` when called: the double has no GPU to run CUDA
@@ -58,6 +59,16 @@ def asnumpy(a: Any, stream: Any = None, order: str = "C", out: Any = None, *, bl
 def get_array_module(*args: Any) -> Any:
     import cupy
     return cupy if any(isinstance(a, ndarray) for a in args) else numpy
+
+
+def copyto(dst: ndarray, src: Any, casting: str = "same_kind", where: Any = None) -> None:
+    """CuPy's copyto: ``src`` a device array or a scalar (a size-1 host array counts as one); ``where`` on the
+    device."""
+    if isinstance(src, numpy.ndarray):
+        if src.size != 1:
+            raise ValueError("non-scalar numpy.ndarray cannot be used for copyto")
+        src = src.reshape(())[()]
+    numpy.copyto(unwrap(dst), unwrap(src), casting=casting, where=True if where is None else unwrap(where))
 
 
 def broadcast_to(array: ndarray, shape: Any) -> ndarray:

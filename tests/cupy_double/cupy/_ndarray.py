@@ -279,29 +279,44 @@ class ndarray:
 
     def __setitem__(self, key: Any, value: Any) -> None:
         check_current_device(self)
+        key = _index_key(key)
         if isinstance(value, ndarray):
             check_current_device(value)
-            self._a[_index_key(key)] = value._a
-            return
-        if isinstance(value, numpy.ndarray) and value.ndim > 0:
+            self._a[key] = value._a
+        elif _is_advanced(key):  # CuPy copies a host value over (core.array) for integer/boolean array keys
+            _double.host_to_device(value)
+            self._a[key] = numpy.asarray(value)
+        elif isinstance(value, numpy.ndarray) and value.ndim > 0:  # basic indexing: CuPy's y.fill(value)
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
-        if not _double.is_scalar(value):
+        elif not _double.is_scalar(value):
             raise unsupported(value)
-        self._a[_index_key(key)] = value
+        else:
+            self._a[key] = value
 
 
 def _index_key(key: Any) -> Any:
-    """An index: device arrays (on the current device) give their data; host index arrays and lists are copied
-    to the device first, as CuPy does."""
+    """An index as NumPy takes it. Device arrays (on the current device) give their data; host index arrays and
+    lists are copied to the device first, as CuPy's ``_prepare_slice_list`` does. A boolean mask makes CuPy count
+    its True entries on the host (``int(mask_scanned[-1])``, the size of the result): a synchronisation."""
     if isinstance(key, tuple):
         return tuple(_index_key(part) for part in key)
     if isinstance(key, ndarray):
         check_current_device(key)
-        return key._a
-    if isinstance(key, numpy.ndarray) and key.ndim > 0 or isinstance(key, list):
+        data = key._a
+    elif isinstance(key, numpy.ndarray) and key.ndim > 0 or isinstance(key, list):
         _double.host_to_device(key)
-        return numpy.asarray(key)
-    return key
+        data = numpy.asarray(key)
+    else:
+        return key
+    if data.dtype == bool and data.ndim > 0:
+        device_to_host("boolean-mask indexing")
+    return data
+
+
+def _is_advanced(key: Any) -> bool:
+    """True when an (already converted) index holds an integer or boolean array (advanced indexing)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(part, numpy.ndarray) and part.ndim > 0 for part in parts)
 
 
 class _on:
