@@ -1,6 +1,7 @@
 """NumPy/CuPy parity of the whole op catalogue: each entry's forward and gradients on the GPU equal the CPU's.
 
-Runs only where CuPy and a GPU are present (skipped otherwise, e.g. in CI without a GPU).
+Runs on the GPU where CuPy and a GPU are present, and on the CuPy double of tests/cupy_double everywhere else
+(see tests/conftest.py), so the CuPy path of every op runs in every test run.
 """
 import numpy as np
 import pytest

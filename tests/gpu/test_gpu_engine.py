@@ -127,15 +127,19 @@ def test_dataloader_copies_each_batch_to_the_gpu_once_from_pinned_memory():
     assert batches[0][0].device == "cuda:0"
 
 
-def test_dataloader_on_the_gpu_gives_what_it_gives_on_the_cpu():
+@pytest.mark.parametrize("device, prefetch", [("cuda", 0), ("cuda", 2), ("cuda:1", 2)])
+def test_dataloader_on_the_gpu_gives_what_it_gives_on_the_cpu(device, prefetch):
+    if tinydl.Device(device).index >= tinydl.cuda.device_count():
+        pytest.skip("needs a second GPU")
     rng = np.random.default_rng(0)
     data = TensorDataset(rng.standard_normal((9, 2, 3)).astype(np.float32), rng.integers(0, 4, 9),
                          rng.random(9) > 0.5)
     on_cpu = list(DataLoader(data, batch_size=4, shuffle=True, seed=3))
-    on_gpu = list(DataLoader(data, batch_size=4, shuffle=True, seed=3, device="cuda"))
+    on_gpu = list(DataLoader(data, batch_size=4, shuffle=True, seed=3, device=device, prefetch=prefetch))
     for cpu_batch, gpu_batch in zip(on_cpu, on_gpu, strict=True):
         for a, b in zip(cpu_batch, gpu_batch, strict=True):
-            assert b.device == "cuda:0" and a.dtype == b.dtype
+            assert b.device == tinydl.Device(device) and b.data.device.id == b.device.index
+            assert a.dtype == b.dtype
             np.testing.assert_array_equal(b.cpu().numpy(), a.numpy())
 
 

@@ -5,19 +5,19 @@ copying from ordinary pageable memory makes the driver stage the bytes through a
 Here the fields are packed into one pinned buffer, each at an offset aligned to 256 bytes, that buffer crosses in
 one copy, and the fields are views of the device copy, reinterpreted in their dtype and shape.
 
-The copy from pinned memory may run asynchronously to the host (CuPy queues it on the stream), so the host
-buffer must outlive it: the last few staging buffers are kept alive (``_STAGED``), long after their copies, which
-the stream orders before any kernel of the following steps, have finished.
+The copy from pinned memory runs asynchronously to the host (``cupy.asarray`` queues it on the current stream
+and returns), so the host buffer must outlive it: each staging buffer is kept with an event recorded after its
+copy, and let go once the event has completed (``Event.done`` asks the driver without waiting). This is what CuPy
+does for its own pinned staging (its pinned-memory "watch list").
 """
 from __future__ import annotations
 
-import collections
 from typing import Any, Sequence
 
 from ..backend import Device, _cupy, device_scope
 
 _ALIGNMENT = 256
-_STAGED: "collections.deque[Any]" = collections.deque(maxlen=16)
+_in_flight: list[tuple[Any, Any]] = []  # (event after the copy, the pinned host buffer it reads)
 
 
 def _aligned(offset: int) -> int:
@@ -35,8 +35,14 @@ def batch_to_gpu(arrays: Sequence[Any], target: Device) -> list[Any]:
     staging = cupyx.empty_pinned(max(end, 1), dtype="uint8")
     for array, offset in zip(arrays, offsets):
         staging[offset:offset + array.nbytes].view(array.dtype)[...] = array.reshape(-1)
-    _STAGED.append(staging)
     with device_scope(target):
         device_bytes = cupy.asarray(staging)
+        _keep_until_copied(cupy, staging)
         return [device_bytes[offset:offset + array.nbytes].view(array.dtype).reshape(array.shape)
                 for array, offset in zip(arrays, offsets)]
+
+
+def _keep_until_copied(cupy: Any, staging: Any) -> None:
+    """Hold ``staging`` until the copy just queued has run; release the buffers whose copies have."""
+    _in_flight[:] = [(event, buffer) for event, buffer in _in_flight if not event.done]
+    _in_flight.append((cupy.cuda.get_current_stream().record(), staging))

@@ -143,6 +143,18 @@ def alloc_pinned_memory(size: int) -> Any:
     return _double.register_pinned(numpy.empty(size, dtype=numpy.uint8))
 
 
+class Event:
+    """A CUDA event; work on the double is synchronous, so every recorded event is already done."""
+
+    done = True
+
+    def record(self, stream: Any = None) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+
 class Stream:
     """A CUDA stream; work on the double is synchronous, so streams only keep CuPy's interface."""
 
@@ -162,6 +174,9 @@ class Stream:
 
     def use(self) -> "Stream":
         return self
+
+    def record(self, event: Event | None = None) -> Event:
+        return event or Event()
 
 
 Stream.null = Stream(null=True)
