@@ -240,3 +240,17 @@ def test_host_values_follow_cupys_index_assignment_rules():
     np.testing.assert_array_equal(a.get(), [5, 0, 6, 0])
     with pytest.raises(ValueError, match="non-scalar numpy.ndarray"):
         cupy.copyto(a, np.ones(4))
+
+
+def test_numpy_functions_reach_only_what_cupy_has():
+    """NumPy's functions dispatch to CuPy's of the same name; where CuPy has none (``insert``, ``nanquantile``),
+    NumPy finds no implementation for a device array and raises."""
+    import cupy
+    a = cupy.arange(4.0)
+    assert float(np.sum(a)) == 6.0 and type(np.concatenate([a, a])) is cupy.ndarray
+    with pytest.raises(TypeError):
+        np.insert(a, 0, 1.0)
+    with pytest.raises(TypeError):
+        np.nanquantile(a, 0.5)
+    with pytest.raises(AttributeError):
+        cupy.insert
