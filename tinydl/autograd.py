@@ -286,10 +286,12 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
     previous_mode = is_grad_enabled()
     _set_enabled(create_graph)
     try:
-        for output, gradient in zip(outputs, grad_outputs):
-            leaf_arrays.add(id(gradient.data))
-            if output.requires_grad:
-                deliver(output, gradient)
+        first = outputs[0].data if outputs else None
+        with device_scope(first) if first is not None and type(first) is not _ndarray else _NO_SCOPE:
+            for output, gradient in zip(outputs, grad_outputs):
+                leaf_arrays.add(id(gradient.data))
+                if output.requires_grad:
+                    deliver(output, gradient)
         for function in reversed(order):
             slot = pending.pop(function, None)
             if slot is None:

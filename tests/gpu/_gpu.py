@@ -1,4 +1,6 @@
-"""Shared by the GPU tests: the skip marker and what tells the double from real CuPy."""
+"""Shared by the GPU tests: the skip marker, what tells the double from real CuPy, and the no-sync guard."""
+import warnings
+
 import pytest
 
 import tinydl
@@ -16,3 +18,24 @@ def on_double() -> bool:
 def two_gpus() -> bool:
     import cupy
     return cupy.cuda.runtime.getDeviceCount() >= 2
+
+
+class no_synchronisation:
+    """Inside: any device-to-host read (a synchronisation) raises cupyx.DeviceSynchronized (CuPy's own detector,
+    which the double drives); on the double, the transfer counter must also stay at zero."""
+
+    def __enter__(self):
+        import cupyx
+        warnings.filterwarnings("ignore", "cupyx.allow_synchronize", category=DeprecationWarning)
+        self.guard = cupyx.allow_synchronize(False)
+        self.guard.__enter__()
+        if on_double():
+            import cupy
+            cupy._double.counters.reset()
+        return self
+
+    def __exit__(self, *exc):
+        self.guard.__exit__(*exc)
+        if on_double() and exc[0] is None:
+            import cupy
+            assert cupy._double.counters.device_to_host == 0

@@ -202,13 +202,16 @@ class _Logits(nn.Module):
         return self.model(ids)[0]
 
 
-@pytest.mark.parametrize("build", [cnn, char_rnn, gpt, bert], ids=["cnn_cifar10", "char_rnn", "gpt_char",
-                                                                   "bert_classifier"])
-def test_one_training_step_of_each_example_model_matches_the_cpu(build):
+@pytest.mark.parametrize("build, gpu", [(cnn, "cuda"), (char_rnn, "cuda"), (gpt, "cuda"), (bert, "cuda"),
+                                        (gpt, "cuda:1")],
+                         ids=["cnn_cifar10", "char_rnn", "gpt_char", "bert_classifier", "gpt_char-second-gpu"])
+def test_one_training_step_of_each_example_model_matches_the_cpu(build, gpu):
+    if tinydl.Device(gpu).index >= tinydl.cuda.device_count():
+        pytest.skip("needs a second GPU")
     tinydl.manual_seed(0)
     model, inputs, target = build()
     results = []
-    for device in ("cpu", "cuda"):
+    for device in ("cpu", gpu):
         replica = build()[0]
         replica.load_state_dict(model.state_dict())
         replica.to(device)
@@ -219,6 +222,7 @@ def test_one_training_step_of_each_example_model_matches_the_cpu(build):
         loss.backward()
         nn.utils.clip_grad_norm_(replica.parameters(), 1.0)
         opt.step()
+        assert all(p.device == device for p in replica.parameters())
         results.append([loss.item()] + [p.detach().cpu().numpy() for p in replica.parameters()])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -27,6 +27,7 @@ from ..backend import device_of, get_array_module
 from ..creation import default_generator
 from ..kernels.reductions import max_last_axis
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from .activation import softmax
 from .elementwise import constant, where
 from .reduction import sum
@@ -184,6 +185,7 @@ def _check_mask(attn_mask: Any, scores_shape: tuple[int, ...], dtype: Any) -> No
                         f"(added to the scores), found {attn_mask.dtype}")
 
 
+@on_the_inputs_device
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
                                  need_weights: bool = False) -> Any:

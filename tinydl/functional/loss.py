@@ -20,6 +20,7 @@ from ..autograd import Function
 from ..backend import device_of, get_array_module
 from ..tensor import Tensor
 from ._checks import check_values_now
+from ._device import on_the_inputs_device
 from ._operands import check_broadcast, operands, to_tensor
 from .activation import log_softmax, sigmoid, softmax
 from .reduction import sum
@@ -175,6 +176,7 @@ class LogSigmoid(Function):
 
 
 # ------------------------------------------------------------------------------------------ public functions
+@on_the_inputs_device
 def cross_entropy(input: Tensor, target: Any, weight: Tensor | None = None, ignore_index: int = -100,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between logits ``input`` (N, C) or (N, C, d1, ...) (or one unbatched sample (C,)) and
@@ -221,6 +223,7 @@ def _cross_entropy_probabilities(input: Tensor, target: Tensor, weight: Tensor |
     return _reduce(losses, reduction, losses.size)
 
 
+@on_the_inputs_device
 def nll_loss(input: Tensor, target: Any, weight: Tensor | None = None, ignore_index: int = -100,
              reduction: str = "mean") -> Tensor:
     """Negative log-likelihood: -w_{t_i} input[i, t_i] for log-probabilities ``input`` (N, C) or (N, C, d1, ...)

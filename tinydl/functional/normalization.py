@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from .elementwise import constant, sqrt
 from .reduction import mean, var
 
@@ -89,6 +90,7 @@ def _check_input(op: str, input: Tensor, min_dims: int) -> None:
                          f"{tuple(input.shape)}")
 
 
+@on_the_inputs_device
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:

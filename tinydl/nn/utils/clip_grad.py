@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ...autograd import no_grad
-from ...backend import get_array_module
+from ...backend import device_scope, get_array_module
 from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_"]
@@ -29,7 +29,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     if not grads:
         return Tensor(get_array_module(*params).zeros(()))
     xp = get_array_module(grads[0])
-    with no_grad():
+    with no_grad(), device_scope(grads[0].data):
         norms = xp.stack([xp.linalg.norm(g.data.reshape(-1), ord=norm_type) for g in grads])
         total = xp.linalg.norm(norms, ord=norm_type)
         if error_if_nonfinite and not bool(xp.isfinite(total)):
