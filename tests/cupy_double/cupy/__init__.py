@@ -15,12 +15,15 @@ The rules it keeps (each one a way real GPU runs fail), with where they live:
   ``where=`` mask) raises ``TypeError: Unsupported type``; Python and NumPy scalars mix freely; ``float()``,
   ``int()``, ``bool()``, ``.item()``, ``.tolist()``, ``.get()``, ``cupy.asnumpy`` and ``cupy.asarray`` work and
   are counted (``cupy._double.counters``), and inside ``cupyx.allow_synchronize(False)`` a device-to-host read
-  raises ``cupyx.DeviceSynchronized`` (``_double.py``, ``_functions.py``);
+  raises ``cupyx.DeviceSynchronized`` (``_double.py``, ``_functions.py``); so do the hidden reads of CuPy's own
+  source: boolean-mask indexing (CuPy counts the mask on the host to size the result) and functions whose result
+  size depends on the values (``nonzero``, ``argwhere``, ``unique``, ...);
 * only names real CuPy 14 has exist, for module functions, ndarray methods, ``cupy.random.Generator`` methods
   (no ``permutation``) and ``cupyx``; the list is generated from the installed package by ``make_names.py``;
 * ``ufunc.reduce`` works for ``add`` and ``multiply`` only (``_ufunc.py``);
-* basic-index assignment refuses host arrays and lists; ``broadcast_to`` returns a writable stride-0 view;
-  ``flags`` has no ``writeable`` (``_ndarray.py``);
+* basic-index assignment refuses host arrays and lists (CuPy's ``fill``), integer-array assignment copies a host
+  value over, ``copyto`` takes a scalar or size-1 host source only; ``broadcast_to`` returns a writable stride-0
+  view; ``flags`` has no ``writeable`` (``_ndarray.py``, ``_functions.py``);
 * two GPUs: ``cupy.cuda.Device(i)`` switches the current device, allocations record it, and maths on an array
   that is not on the current device raises (CuPy needs peer access for that, and would put the result on the
   current device) (``cuda/__init__.py``, ``_double.check_current_device``);
@@ -28,8 +31,9 @@ The rules it keeps (each one a way real GPU runs fail), with where they live:
 * ``ElementwiseKernel``, ``ReductionKernel``, ``RawKernel``, ``RawModule`` and ``fuse`` build, but raise
   ``cupy._double.KernelUnavailable`` when called (``_functions.py``).
 
-What it does not model: asynchrony (everything runs at once), streams, real memory limits, dtype rules where CuPy
-differs from NumPy, and speed.
+What it does not model: asynchrony (everything runs at once), streams and events (always done), real memory
+limits, dtype rules where CuPy differs from NumPy, out-of-range indices (CuPy wraps them around, the double
+raises as NumPy does), and speed.
 """
 from __future__ import annotations
 
