@@ -132,9 +132,10 @@ def test_memory_statistics_follow_cupys_pool():
     del big
     assert tinydl.cuda.memory_allocated() == before
     assert tinydl.cuda.max_memory_allocated() - before >= 1 << 20
-    assert tinydl.cuda.memory_reserved() >= before + (1 << 20)  # the freed block stays cached ...
+    cached = tinydl.cuda.memory_reserved() - tinydl.cuda.memory_allocated()
+    assert cached >= 1 << 20  # the freed block stays cached in the pool ...
     tinydl.cuda.empty_cache()
-    assert tinydl.cuda.memory_reserved() == tinydl.cuda.memory_allocated()  # ... until the cache is emptied
+    assert tinydl.cuda.memory_reserved() - tinydl.cuda.memory_allocated() <= cached - (1 << 20)  # ... until now
     tinydl.cuda.reset_peak_memory_stats()
     assert tinydl.cuda.max_memory_allocated() == tinydl.cuda.memory_allocated()
     tinydl.cuda.synchronize()
