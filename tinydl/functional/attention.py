@@ -25,6 +25,8 @@ from typing import Any
 from ..autograd import Function, is_grad_enabled
 from ..backend import device_of, get_array_module
 from ..creation import default_generator
+from ..kernels.cuda import softmax as fused
+from ..kernels.cuda.build import can_fuse, contiguous
 from ..kernels.reductions import max_last_axis
 from ..tensor import Tensor
 from ._device import on_the_inputs_device
@@ -41,7 +43,10 @@ def causal_mask(xp: Any, query_length: int, key_length: int) -> Any:
 
 
 def _masked_softmax_(scores: Any) -> Any:
-    """Row-wise softmax of ``scores`` in place (rows of -inf give zeros, not NaN); returns ``scores``."""
+    """Row-wise softmax of ``scores`` in place (rows of -inf give zeros, not NaN); returns ``scores``. One CUDA
+    kernel on a GPU with fusion on (:func:`tinydl.kernels.cuda.softmax.masked_softmax_`)."""
+    if can_fuse(scores) and contiguous(scores):
+        return fused.masked_softmax_(scores)
     xp = get_array_module(scores)
     peak = max_last_axis(scores)
     # masks through where= (elementwise), not peak[mask] = 0: on CuPy a boolean-mask assignment reads the mask's
