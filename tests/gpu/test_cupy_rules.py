@@ -90,3 +90,22 @@ def test_ndarray_methods_are_cupys():
     a = cupy.zeros(3)
     assert not hasattr(a, "resize") and not hasattr(a, "setflags")  # NumPy has them, CuPy does not
     assert type(a.sum()) is cupy.ndarray and a.sum().shape == ()  # reductions stay on the device, 0-d
+
+
+def test_cupyx_helpers_tinydl_relies_on():
+    import math
+
+    import cupy
+    import cupyx
+    import cupyx.scipy.special
+    from cupy.lib.stride_tricks import as_strided
+    target = cupy.zeros(3)
+    cupyx.scatter_add(target, cupy.asarray([0, 2, 0]), cupy.asarray([1.0, 2.0, 3.0]))  # repeats accumulate
+    np.testing.assert_array_equal(target.get(), [4, 0, 2])
+    x = cupy.asarray([-1.0, 0.5])
+    np.testing.assert_allclose(cupyx.scipy.special.erf(x).get(), [math.erf(-1.0), math.erf(0.5)], rtol=1e-12)
+    base = cupy.arange(6.0)
+    windows = as_strided(base, shape=(4, 3), strides=(8, 8))  # overlapping windows over the same memory
+    np.testing.assert_array_equal(windows[1].get(), [1, 2, 3])
+    pinned = cupyx.empty_pinned((2, 3), dtype=np.float32)
+    assert isinstance(pinned, np.ndarray) and pinned.shape == (2, 3)
