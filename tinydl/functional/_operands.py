@@ -34,8 +34,11 @@ def scalar_like(value: Any, like: Tensor) -> Tensor:
         dtype = _DEFAULT_FLOAT
     elif dtype.kind == "b" and isinstance(value, numbers.Integral):
         dtype = numpy.dtype(numpy.int64)
+    make = get_array_module(like.data).asarray
+    if type(like.data) is numpy.ndarray:
+        return Tensor._from_array(make(value, dtype=dtype))
     with device_scope(like.data):  # on like's GPU, not on the current one
-        return Tensor._from_array(get_array_module(like.data).asarray(value, dtype=dtype))
+        return Tensor._from_array(make(value, dtype=dtype))
 
 
 def to_tensor(value: Any, like: Tensor | None = None) -> Tensor:
