@@ -17,6 +17,8 @@ __all__ = ["tanh", "sigmoid", "relu", "leaky_relu", "gelu", "softmax", "log_soft
 class Tanh(Function):
     """y = tanh x;  dx = gy * (1 - y^2)."""
 
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         return get_array_module(x).tanh(x)
 
@@ -28,6 +30,8 @@ class Tanh(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x), computed as e^x / (1 + e^x) for x < 0 so that neither branch overflows;
     dx = gy * y * (1 - y)."""
+
+    saved_inputs, saves_outputs = (), True
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -42,6 +46,8 @@ class Sigmoid(Function):
 class Relu(Function):
     """y = max(x, 0);  dx = gy * [x > 0]."""
 
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, x):
         self.mask = x > 0
         return get_array_module(x).maximum(x, 0)
@@ -52,6 +58,8 @@ class Relu(Function):
 
 class LeakyRelu(Function):
     """y = x for x > 0, slope * x otherwise;  dx = gy * (1 or slope)."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "leaky_relu"
 
@@ -75,6 +83,8 @@ class Gelu(Function):
     differentiated recomputes Phi with tinydl ops, so that its dependence on x is part of the graph.
     """
 
+    saved_inputs, saves_outputs = (0,), False
+
     def forward(self, x):
         cdf = 0.5 * (1 + erf_kernel(x * x.dtype.type(1 / math.sqrt(2))))
         if any(self.needs_input_grad):
@@ -95,6 +105,8 @@ class Softmax(Function):
     """y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``dim`` (m = max_j x_j keeps exp from overflowing);
     dx = y * (gy - sum_j gy_j y_j)."""
 
+    saved_inputs, saves_outputs = (), True
+
     def __init__(self, dim: int):
         self.dim = dim
 
@@ -112,6 +124,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j."""
+
+    saved_inputs, saves_outputs = (), True
 
     name = "log_softmax"
 

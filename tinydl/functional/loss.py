@@ -107,6 +107,8 @@ class CrossEntropy(Function):
     factor (gy_i, gy, or gy / normaliser):  dx_ic = a_i (p_ic r_i - q_ic), from the saved E and S.
     """
 
+    saved_inputs, saves_outputs = (0,), False
+
     name = "cross_entropy"
 
     def __init__(self, targets: ClassTargets, reduction: str):
@@ -132,6 +134,8 @@ class CrossEntropyBackward(Function):
     v of x's shape,  d<v, dx>/dx = a r p (v - sum_c v_c p_c)  and  d<v, dx>/d(gy) = (r sum_c v_c p_c -
     sum_c v_c q_c) per sample, over the normaliser for "mean".
     """
+
+    saved_inputs, saves_outputs = None, False
 
     name = "cross_entropy_backward"
 
@@ -160,6 +164,8 @@ class CrossEntropyBackward(Function):
 
 class LogSigmoid(Function):
     """y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|) (no overflow for any x);  dx = gy * sigmoid(-x)."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     name = "log_sigmoid"
 

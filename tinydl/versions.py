@@ -1,0 +1,136 @@
+"""Version counters: how backward notices that a value it needs was changed in place after it was saved.
+
+Every Tensor has a version, 0 when it is made, and every in-place change of its data through tinydl adds one:
+optimizer steps, the in-place methods (``add_``, ``mul_``, ``copy_``, ``t[i] = v``, ...), ``load_state_dict``,
+the ``nn.init`` functions, ``Module.to``. When an op records the graph, it also records the versions of the
+tensors whose *values* its backward will read (``Function.saved_inputs``, ``Function.saves_outputs``); before
+the backward engine runs that op's backward, it compares them with the current versions (:func:`check`). A
+difference means that backward would compute with values the forward never saw, a silently wrong gradient, so
+it raises instead, naming the op, the tensor and the fixes.
+
+Views. Tensors that share memory share one counter, as in PyTorch: a view-producing op (``Function.returns_view``:
+reshape, transpose, permute, basic indexing, split, expand) hands its input's counter to each output whose array
+shares memory with the input, and ``detach()`` shares it too. So ``x.T.mul_(2)`` bumps ``x``'s version, and an op
+that saved ``x`` notices. Tensors that share memory without tinydl knowing (``Tensor(x.data)``, ``x.numpy()``)
+have separate counters.
+
+The escape hatch: writing into ``tensor.data`` directly bumps nothing (as in PyTorch); use it knowingly.
+
+Counters are made lazily: a tensor without one is at version 0, so the hot path of an op costs one attribute read
+per saved tensor.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .autograd import Function
+    from .tensor import Tensor
+
+__all__ = ["VersionCounter", "counter", "version", "bump", "share", "record", "check", "in_graph_view"]
+
+_PRUNE_AT = 16  # dead weak references a counter keeps before it sweeps them out
+
+
+class VersionCounter:
+    """The version of one block of memory, shared by every Tensor that views it.
+
+    ``graph_views`` holds weak references to the views of that memory that take part in a graph; an in-place op
+    that records the graph is refused while one is alive (see :func:`in_graph_view`)."""
+
+    __slots__ = ("value", "graph_views")
+
+    def __init__(self, value: int = 0):
+        self.value = value
+        self.graph_views: list[weakref.ref] = []
+
+
+def counter(tensor: "Tensor") -> VersionCounter:
+    """The tensor's counter, made on first use."""
+    shared = tensor._versions
+    if shared is None:
+        shared = tensor._versions = VersionCounter()
+    return shared
+
+
+def version(tensor: "Tensor") -> int:
+    """How many in-place changes the tensor's memory has seen through tinydl."""
+    shared = tensor._versions
+    return 0 if shared is None else shared.value
+
+
+def bump(tensor: "Tensor") -> None:
+    """Record one in-place change of the tensor's data."""
+    counter(tensor).value += 1
+
+
+def share(source: "Tensor", outputs: Any, in_graph: bool) -> None:
+    """Give each output of a view-producing op that shares memory with ``source`` the source's counter."""
+    from .backend import get_array_module
+    xp = get_array_module(source.data)
+    shared = counter(source)
+    for output in outputs if type(outputs) is tuple else (outputs,):
+        if output.data is source.data or xp.may_share_memory(output.data, source.data):
+            output._versions = shared
+            if in_graph:
+                if len(shared.graph_views) >= _PRUNE_AT:
+                    shared.graph_views = [view for view in shared.graph_views if view() is not None]
+                shared.graph_views.append(weakref.ref(output))
+
+
+def in_graph_view(tensor: "Tensor") -> bool:
+    """Whether ``tensor`` is, or shares memory with, a live view that takes part in a graph.
+
+    Changing such memory in place while recording would leave the view's recorded history (``v = x[0]``) stale,
+    so the gradient through the view would be wrong; tinydl refuses that case (PyTorch re-derives the view's
+    history instead)."""
+    shared = tensor._versions
+    return shared is not None and any(view() is not None for view in shared.graph_views)
+
+
+# ----------------------------------------------------------------------------------------- saving and checking
+def _saved(function: "Function", inputs: Sequence["Tensor"], outputs: Sequence["Tensor"]) -> list["Tensor"]:
+    indices = function.saved_inputs
+    saved = list(inputs) if indices is None else [inputs[i] for i in indices if i < len(inputs)]
+    if function.saves_outputs:
+        saved.extend(outputs)
+    return saved
+
+
+def _outputs(function: "Function") -> list["Tensor"]:
+    return [reference() for reference in function._outputs]
+
+
+def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> tuple[int, ...]:
+    """The versions, now, of what ``function``'s backward will read (the engine passes it to :func:`check`)."""
+    outputs = outputs if type(outputs) is tuple else (outputs,)
+    return tuple([0 if tensor._versions is None else tensor._versions.value
+                  for tensor in _saved(function, inputs, outputs)])
+
+
+def check(function: "Function") -> None:
+    """Raise if a tensor that ``function`` saved for backward was changed in place since."""
+    saved = _saved(function, function.inputs, _outputs(function))
+    for position, (tensor, then) in enumerate(zip(saved, function._saved_versions)):
+        if tensor is not None and version(tensor) != then:
+            raise RuntimeError(_modified_message(function, saved, position, tensor, then))
+
+
+def _modified_message(function: "Function", saved: list["Tensor"], position: int, tensor: "Tensor",
+                      then: int) -> str:
+    inputs = list(function.inputs)
+    if any(tensor is candidate for candidate in inputs):
+        role = f"input {next(i for i, t in enumerate(inputs) if t is tensor)}"
+    else:
+        role = "its output"
+    name = getattr(tensor, "_name", None)
+    what = f"parameter {name!r}" if name else "a tensor"
+    described = f"{what} of shape {tuple(tensor.shape)} and dtype {tensor.dtype}"
+    return (f"backward: {role} of {function.name} ({described}) was modified by an in-place operation after "
+            f"{function.name} saved it for backward: saved at version {then}, now at version {version(tensor)}. "
+            f"The gradient would be computed with the new values, so it would be wrong. Fixes: call "
+            f"optimizer.step() (and any other in-place update of parameters) after loss.backward(), not between "
+            f"the forward pass and backward; or clone() the tensor before modifying it in place, or use the "
+            f"out-of-place op (x = x + y instead of x.add_(y)); writing into tensor.data is not tracked, if you "
+            f"know the gradient does not depend on those values")
