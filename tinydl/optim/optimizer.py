@@ -235,7 +235,9 @@ def _restore(owner: str, index: int, name: str, value: Any, param: Tensor) -> An
     numbers as they are."""
     if isinstance(value, Tensor):
         value = value.data
-    if isinstance(value, numpy.generic) or (isinstance(value, numpy.ndarray) and value.ndim == 0):
+    per_element = param.ndim == 0 and getattr(value, "dtype", None) is not None and value.dtype.kind == "f"
+    if isinstance(value, numpy.generic) or (isinstance(value, numpy.ndarray) and value.ndim == 0
+                                            and not per_element):  # a number (a step count), not a 0-d state
         return value.item()
     if not hasattr(value, "shape"):
         return value
