@@ -28,6 +28,7 @@ import math
 import os
 import secrets
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -49,7 +50,7 @@ MAX_DEPTH = 64  # containers nested deeper than this in a manifest are refused
 _NPY_HEADER_LIMIT = 10_000  # bytes of an .npy header (NumPy's own default limit)
 # what the zip and .npy layers raise on malformed input: each becomes a CheckpointError
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error,
-                   NotImplementedError, RuntimeError, OverflowError, zlib.error, SyntaxError)
+                   NotImplementedError, RuntimeError, OverflowError, zlib.error, SyntaxError, tokenize.TokenError)
 
 
 class CheckpointError(ValueError):
