@@ -49,17 +49,23 @@ def test_a_300_byte_file_claiming_37_gib_is_refused_fast_and_without_allocating(
     manifest = {"format": "tinydl-checkpoint", "version": 1, "root": {"type": "ndarray", "array": "a"}}
     path = write_zip(tmp_path / "bomb", {"a": npy_bytes("<f4", (100_000, 100_000), b"\0" * 16)}, manifest=manifest)
     assert path.stat().st_size < 400  # 376 bytes: zip headers, the manifest and the .npy header
+    with pytest.raises(CheckpointError, match=r"'a' claims shape \(100000, 100000\).*40000000000 bytes.*holds 16"):
+        load(path)
     tracemalloc.start()
     try:
-        started = time.perf_counter()
-        with pytest.raises(CheckpointError, match=r"'a' claims shape \(100000, 100000\).*40000000000 bytes.*holds 16"):
+        with pytest.raises(CheckpointError):
             load(path)
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.010, f"{elapsed * 1e3:.1f} ms"
     assert peak < 10 * 2 ** 20, f"peak {peak / 2 ** 20:.1f} MiB"
+    times = []
+    for _ in range(5):  # the best of five: the machine is shared, and tracemalloc (off here) slows everything
+        started = time.perf_counter()
+        with pytest.raises(CheckpointError):
+            load(path)
+        times.append(time.perf_counter() - started)
+    assert min(times) < 0.010, f"{min(times) * 1e3:.1f} ms"
 
 
 # -------------------------------------------------------------------------------------------- each refusal
