@@ -90,7 +90,8 @@ def in_graph_view(tensor: "Tensor") -> bool:
 
 
 # ----------------------------------------------------------------------------------------- saving and checking
-def _saved(function: "Function", inputs: Sequence["Tensor"], outputs: Sequence["Tensor"]) -> list["Tensor"]:
+def _saved(function: "Function", inputs: Sequence["Tensor"], outputs: Sequence["Tensor | None"]) -> list:
+    """What ``function``'s backward reads: its saved inputs, then its outputs when it reads them."""
     indices = function.saved_inputs
     saved = list(inputs) if indices is None else [inputs[i] for i in indices if i < len(inputs)]
     if function.saves_outputs:
@@ -98,32 +99,31 @@ def _saved(function: "Function", inputs: Sequence["Tensor"], outputs: Sequence["
     return saved
 
 
-def _outputs(function: "Function") -> list["Tensor"]:
-    return [reference() for reference in function._outputs]
-
-
-def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> tuple[int, ...]:
-    """The versions, now, of what ``function``'s backward will read (the engine passes it to :func:`check`)."""
-    outputs = outputs if type(outputs) is tuple else (outputs,)
-    return tuple([0 if tensor._versions is None else tensor._versions.value
-                  for tensor in _saved(function, inputs, outputs)])
+def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> list[int]:
+    """The versions, now, of what ``function``'s backward will read (the engine passes it to :func:`check`).
+    Called for every op that records the graph, so it is written for speed."""
+    indices = function.saved_inputs
+    saved = inputs if indices is None else [inputs[i] for i in indices if i < len(inputs)]
+    versions = [0 if tensor._versions is None else tensor._versions.value for tensor in saved]
+    if function.saves_outputs:
+        if type(outputs) is tuple:
+            versions.extend([0 if output._versions is None else output._versions.value for output in outputs])
+        else:
+            versions.append(0 if outputs._versions is None else outputs._versions.value)
+    return versions
 
 
 def check(function: "Function") -> None:
     """Raise if a tensor that ``function`` saved for backward was changed in place since."""
-    saved = _saved(function, function.inputs, _outputs(function))
-    for position, (tensor, then) in enumerate(zip(saved, function._saved_versions)):
+    outputs = [reference() for reference in function._outputs]
+    for tensor, then in zip(_saved(function, function.inputs, outputs), function._saved_versions):
         if tensor is not None and version(tensor) != then:
-            raise RuntimeError(_modified_message(function, saved, position, tensor, then))
+            raise RuntimeError(_modified_message(function, tensor, then))
 
 
-def _modified_message(function: "Function", saved: list["Tensor"], position: int, tensor: "Tensor",
-                      then: int) -> str:
-    inputs = list(function.inputs)
-    if any(tensor is candidate for candidate in inputs):
-        role = f"input {next(i for i, t in enumerate(inputs) if t is tensor)}"
-    else:
-        role = "its output"
+def _modified_message(function: "Function", tensor: "Tensor", then: int) -> str:
+    positions = [i for i, candidate in enumerate(function.inputs) if candidate is tensor]
+    role = f"input {positions[0]}" if positions else "its output"
     name = getattr(tensor, "_name", None)
     what = f"parameter {name!r}" if name else "a tensor"
     described = f"{what} of shape {tuple(tensor.shape)} and dtype {tensor.dtype}"
