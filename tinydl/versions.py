@@ -90,21 +90,17 @@ def in_graph_view(tensor: "Tensor") -> bool:
 
 
 # ----------------------------------------------------------------------------------------- saving and checking
-def _saved(function: "Function", inputs: Sequence["Tensor"], outputs: Sequence["Tensor | None"]) -> list:
-    """What ``function``'s backward reads: its saved inputs, then its outputs when it reads them."""
-    indices = function.saved_inputs
-    saved = list(inputs) if indices is None else [inputs[i] for i in indices if i < len(inputs)]
-    if function.saves_outputs:
-        saved.extend(outputs)
-    return saved
-
-
 def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> list[int]:
     """The versions, now, of what ``function``'s backward will read (the engine passes it to :func:`check`).
     Called for every op that records the graph, so it is written for speed."""
     indices = function.saved_inputs
-    saved = inputs if indices is None else [inputs[i] for i in indices if i < len(inputs)]
-    versions = [0 if tensor._versions is None else tensor._versions.value for tensor in saved]
+    if indices is None:
+        versions = [0 if tensor._versions is None else tensor._versions.value for tensor in inputs]
+    elif indices:
+        saved = [inputs[i] for i in indices if i < len(inputs)]
+        versions = [0 if tensor._versions is None else tensor._versions.value for tensor in saved]
+    else:
+        versions = []
     if function.saves_outputs:
         if type(outputs) is tuple:
             versions.extend([0 if output._versions is None else output._versions.value for output in outputs])
@@ -114,10 +110,17 @@ def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> li
 
 
 def check(function: "Function") -> None:
-    """Raise if a tensor that ``function`` saved for backward was changed in place since."""
-    outputs = [reference() for reference in function._outputs]
-    for tensor, then in zip(_saved(function, function.inputs, outputs), function._saved_versions):
-        if tensor is not None and version(tensor) != then:
+    """Raise if a tensor that ``function`` saved for backward was changed in place since. Runs before every
+    backward of an op that saved something, so it compares first and explains only on a mismatch."""
+    indices, inputs = function.saved_inputs, function.inputs
+    saved = inputs if indices is None else [inputs[i] for i in indices if i < len(inputs)]
+    if function.saves_outputs:
+        saved = [*saved, *[reference() for reference in function._outputs]]
+    now = [0 if tensor is None or tensor._versions is None else tensor._versions.value for tensor in saved]
+    if now == function._saved_versions:
+        return
+    for tensor, then, current in zip(saved, function._saved_versions, now):
+        if current != then and tensor is not None:  # (an output nothing holds any more cannot have changed)
             raise RuntimeError(_modified_message(function, tensor, then))
 
 
