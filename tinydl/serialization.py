@@ -13,7 +13,8 @@ size plus a small constant:
   sizes, and the members together must fit in the file, so no member can expand (no zip bomb);
 * each array's ``.npy`` header (shape, dtype) is read first, and the bytes it claims must be exactly the bytes the
   member holds; only then is the array's memory allocated (a 300-byte file cannot claim a 37 GiB array);
-* member names are unique, no array is referenced twice, and the manifest is nested at most ``MAX_DEPTH`` deep.
+* member names are unique, no array is referenced twice, and the manifest is nested at most ``MAX_DEPTH`` deep
+  and at most ``MAX_MANIFEST_BYTES`` long (parsed JSON takes more memory than its text: that bounds it).
 
 Anything else is a :class:`CheckpointError` (or ``FileNotFoundError``), which a fuzz test checks.
 
@@ -47,6 +48,7 @@ MANIFEST = "manifest.json"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _PICKLE_PROTOCOL_MARK = 0x80  # first byte of a pickle of protocol 2 or later (torch.save's legacy format too)
 MAX_DEPTH = 64  # containers nested deeper than this in a manifest are refused
+MAX_MANIFEST_BYTES = 16 << 20  # ~150,000 arrays; its parsed JSON takes at most ~25 times this (``[{},{},...]``)
 _NPY_HEADER_LIMIT = 10_000  # bytes of an .npy header (NumPy's own default limit)
 # what the zip and .npy layers raise on malformed input: each becomes a CheckpointError
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error,
@@ -212,6 +214,9 @@ def _read_manifest(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     if MANIFEST not in names:
         hint = " (it holds pickled data: a PyTorch checkpoint?)" if any(n.endswith(".pkl") for n in names) else ""
         raise CheckpointError(f"load: {path} is a zip archive but not a tinydl checkpoint: no {MANIFEST}{hint}")
+    if archive.getinfo(MANIFEST).file_size > MAX_MANIFEST_BYTES:
+        raise CheckpointError(f"load: {path}: {MANIFEST} holds {archive.getinfo(MANIFEST).file_size} bytes, more "
+                              f"than the {MAX_MANIFEST_BYTES} a tinydl checkpoint's manifest may have; refused")
     try:
         manifest = json.loads(archive.read(MANIFEST).decode("utf-8"))
     except (*_ARCHIVE_ERRORS, RecursionError) as error:

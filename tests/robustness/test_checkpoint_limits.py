@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tinydl
-from tinydl.serialization import MAX_DEPTH, CheckpointError, load, save
+from tinydl.serialization import MAX_DEPTH, MAX_MANIFEST_BYTES, CheckpointError, load, save
 
 MANIFEST_OF_ONE_ARRAY = {"format": "tinydl-checkpoint", "version": 1,
                          "root": {"type": "ndarray", "array": "arrays/a.npy"}}
@@ -97,6 +97,13 @@ def test_a_manifest_nested_too_deep_is_refused(tmp_path):
     nested = [[[1.0]]]
     save(nested, tmp_path / "ok")
     assert load(tmp_path / "ok") == nested
+
+
+def test_an_oversized_manifest_is_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "c"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("manifest.json", b"[" + b"{}," * (MAX_MANIFEST_BYTES // 3) + b"{}]")
+    refused(path, f"more than the {MAX_MANIFEST_BYTES}")
 
 
 def test_a_compressed_member_is_refused_before_it_is_inflated(tmp_path):
