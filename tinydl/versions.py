@@ -18,6 +18,16 @@ The escape hatch: writing into ``tensor.data`` directly bumps nothing (as in PyT
 
 Counters are made lazily: a tensor without one is at version 0, so the hot path of an op costs one attribute read
 per saved tensor.
+
+Where tinydl is stricter than PyTorch (false positives, each an error where the gradient would have been right):
+
+* An op declares what its backward may read, not what it reads for the gradients asked this time: ``mul``,
+  ``matmul``, ``linear`` and ``conv2d`` save both operands even when only one of them needs a gradient, so
+  ``optimizer.step()`` before ``backward()`` raises even for a first layer whose input needs no gradient.
+* The fused sequence kernels (LSTM, GRU, RNN over a whole sequence) and attention keep the default: every input
+  and every output.
+* An in-place op that records the graph is refused on memory that a live view in the graph shares (PyTorch
+  re-derives the view's history instead; see :mod:`tinydl.inplace`).
 """
 from __future__ import annotations
 
