@@ -147,7 +147,9 @@ def modify(tensor: Tensor, op: str, compute: Callable[..., Tensor], *others: Any
            reads_self: bool = False) -> Tensor:
     """Replace ``tensor``'s values by ``compute(tensor, *others)``, in place, recording the change in the graph
     when one of them requires grad and grad mode is on. ``reads_self``: compute's backward reads the old values
-    of ``tensor`` (they are then cloned before being overwritten)."""
+    of ``tensor`` (they are then cloned before being overwritten). ``compute`` must end in an op whose backward
+    does not read its output (add, sub, mul, div, where, copy_, setitem all qualify): that output is ``tensor``,
+    whose version goes up right after."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{op}: expected a Tensor, got {type(tensor).__name__}")
     _refuse_unwritable(tensor, op)
