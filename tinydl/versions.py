@@ -17,7 +17,8 @@ have separate counters.
 The escape hatch: writing into ``tensor.data`` directly bumps nothing (as in PyTorch); use it knowingly.
 
 Counters are made lazily: a tensor without one is at version 0, so the hot path of an op costs one attribute read
-per saved tensor.
+per saved tensor. A global count of all in-place changes (``_changes``) lets backward skip the comparison of an
+op when nothing at all was changed in place since that op ran, the usual case.
 
 Where tinydl is stricter than PyTorch (false positives, each an error where the gradient would have been right):
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["VersionCounter", "counter", "version", "bump", "share", "record", "check", "in_graph_view"]
 
 _PRUNE_AT = 16  # dead weak references a counter keeps before it sweeps them out
+_changes = 0  # in-place changes of any tensor so far (only ever grows)
 
 
 class VersionCounter:
@@ -72,7 +74,9 @@ def version(tensor: "Tensor") -> int:
 
 def bump(tensor: "Tensor") -> None:
     """Record one in-place change of the tensor's data."""
+    global _changes
     counter(tensor).value += 1
+    _changes += 1
 
 
 def share(source: "Tensor", outputs: Any, in_graph: bool) -> None:
@@ -101,8 +105,8 @@ def in_graph_view(tensor: "Tensor") -> bool:
 
 # ----------------------------------------------------------------------------------------- saving and checking
 def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> list[int]:
-    """The versions, now, of what ``function``'s backward will read (the engine passes it to :func:`check`).
-    Called for every op that records the graph, so it is written for speed."""
+    """The version of each tensor that ``function``'s backward will read, then the global count of changes, now
+    (the engine keeps it for :func:`check`). Called for every op that records the graph, so written for speed."""
     indices = function.saved_inputs
     if indices is None:
         versions = [0 if tensor._versions is None else tensor._versions.value for tensor in inputs]
@@ -116,20 +120,23 @@ def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> li
             versions.extend([0 if output._versions is None else output._versions.value for output in outputs])
         else:
             versions.append(0 if outputs._versions is None else outputs._versions.value)
+    versions.append(_changes)
     return versions
 
 
 def check(function: "Function") -> None:
     """Raise if a tensor that ``function`` saved for backward was changed in place since. Runs before every
     backward of an op that saved something, so it compares first and explains only on a mismatch."""
+    if function._saved_versions[-1] == _changes:  # no tensor at all was changed in place since the op ran
+        return
     indices, inputs = function.saved_inputs, function.inputs
     saved = inputs if indices is None else [inputs[i] for i in indices if i < len(inputs)]
     if function.saves_outputs:
         saved = [*saved, *[reference() for reference in function._outputs]]
     now = [0 if tensor is None or tensor._versions is None else tensor._versions.value for tensor in saved]
-    if now == function._saved_versions:
+    if now == function._saved_versions[:-1]:
         return
-    for tensor, then, current in zip(saved, function._saved_versions, now):
+    for tensor, then, current in zip(saved, function._saved_versions[:-1], now):
         if current != then and tensor is not None:  # (an output nothing holds any more cannot have changed)
             raise RuntimeError(_modified_message(function, tensor, then))
 
