@@ -24,3 +24,9 @@ def test_overhead_benchmark_prints_a_ratio():
 def test_every_benchmark_runs_quickly():
     output = run("run_all.py", "--quick")
     assert output.count("===") >= 2 * 5
+
+
+@pytest.mark.slow
+def test_version_checks_benchmark_prints_both_workloads():
+    output = run("bench_version_checks.py", "--quick")
+    assert "CNN training step, batch 8" in output and "chain of 999 ops" in output
