@@ -11,8 +11,6 @@ import tinydl
 import tinydl.functional as F
 from tinydl import nn, optim
 
-torch = pytest.importorskip("torch")
-
 MODIFIED = "modified by an in-place operation"
 
 
@@ -180,6 +178,7 @@ def test_the_refusal_names_the_parameter():
 
 # ------------------------------------------------------------------------- in-place ops in a graph: gradients
 def test_in_place_ops_recorded_in_the_graph_give_pytorch_gradients():
+    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     values = {name: rng.standard_normal(shape) for name, shape in
               [("x", (3, 4)), ("w", (4,)), ("b", (3, 1)), ("s", ()), ("src", (4,)), ("v", ())]}
