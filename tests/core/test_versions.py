@@ -257,3 +257,25 @@ def test_parameter_names_are_dotted_from_the_outermost_module():
     net = Net()
     assert {name: p._name for name, p in net.named_parameters()} == {
         name: name for name, _ in net.named_parameters()}
+
+
+def test_in_place_ops_in_a_graph_pass_gradcheck_and_gradgradcheck():
+    from tinydl.gradcheck import gradcheck, gradgradcheck
+    rng = np.random.default_rng(5)
+    inputs = tuple(tinydl.tensor(rng.standard_normal(shape), requires_grad=True)
+                   for shape in [(3, 4), (4,), (3, 1), ()])
+
+    def f(x, w, b, s):
+        y = x * 1.0
+        y.mul_(w)
+        y.add_(b, alpha=-0.5)
+        y.div_(w * w + 1.0)
+        y.clamp_(-0.8, 0.8)
+        y[1] = s * 3.0
+        z = y.clone()
+        z[:, 0] = b[:, 0]
+        z.sub_(s)
+        return (y * z).sum(1)
+
+    assert gradcheck(f, inputs)
+    assert gradgradcheck(f, inputs)
