@@ -122,6 +122,20 @@ def test_members_whose_sizes_disagree_or_exceed_the_file_are_refused(tmp_path):
     refused(tmp_path / "lie", "declares 2147483648 bytes but stores")
 
 
+def test_a_central_directory_claiming_4_gib_is_refused_without_reading_it(tmp_path):
+    path = write_zip(tmp_path / "c", {"arrays/a.npy": npy_bytes("<f4", (2,), b"\0" * 8)})
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<I", raw, raw.rindex(b"PK\x05\x06") + 12, 0xFFFFFFF0)  # the directory's size
+    (tmp_path / "lie").write_bytes(bytes(raw))
+    tracemalloc.start()
+    try:
+        refused(tmp_path / "lie", "truncated or corrupted")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20
+
+
 def test_duplicate_member_names_are_refused(tmp_path):
     path = tmp_path / "c"
     with pytest.warns(UserWarning, match="Duplicate name"):
