@@ -15,8 +15,9 @@ A backward step costs the FLOPs of the Functions its formula calls (each counts 
 backwards that compute on raw arrays (fused LSTM kernels, attention's softmax correction), what their
 ``backward_flops(self, grad_outputs, grad_inputs)`` declares.
 
-Bytes moved default to what the op reads and writes: the sizes of its input and output arrays. Ops whose result
-is a view (reshape, transpose, broadcast_to) declare ``bytes_moved = views``: they copy nothing.
+Bytes moved default to what the op reads and writes: the sizes of its input and output arrays. An op that may
+return a view (``returns_view``: reshape, transpose, broadcast_to, basic indexing) moves nothing when its outputs
+are views of the input; an op can also declare its own ``bytes_moved(self, inputs, outputs)`` formula.
 """
 from __future__ import annotations
 
@@ -79,4 +80,6 @@ def bytes_moved(function: "Function", inputs: Sequence[Any], outputs: Sequence[A
     formula = getattr(type(function), "bytes_moved", None)
     if formula is not None:
         return int(formula(function, inputs, outputs))
+    if getattr(function, "returns_view", False) and all(getattr(o, "base", None) is not None for o in outputs):
+        return 0
     return sum(int(a.nbytes) for a in list(inputs) + list(outputs) if a is not None and hasattr(a, "nbytes"))

@@ -19,6 +19,7 @@ __all__ = ["tanh", "sigmoid", "relu", "leaky_relu", "gelu", "softmax", "log_soft
 class Tanh(Function):
     """y = tanh x;  dx = gy * (1 - y^2)."""
 
+    saved_inputs, saves_outputs = (), True
     flops = elementwise(1)
 
     def forward(self, x):
@@ -33,6 +34,7 @@ class Sigmoid(Function):
     """y = 1 / (1 + e^-x), computed as e^x / (1 + e^x) for x < 0 so that neither branch overflows;
     dx = gy * y * (1 - y)."""
 
+    saved_inputs, saves_outputs = (), True
     flops = elementwise(3)  # exp, add, divide
 
     def forward(self, x):
@@ -48,6 +50,7 @@ class Sigmoid(Function):
 class Relu(Function):
     """y = max(x, 0);  dx = gy * [x > 0]."""
 
+    saved_inputs, saves_outputs = (), False
     flops = elementwise(1)  # a comparison
 
     def forward(self, x):
@@ -60,6 +63,8 @@ class Relu(Function):
 
 class LeakyRelu(Function):
     """y = x for x > 0, slope * x otherwise;  dx = gy * (1 or slope)."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "leaky_relu"
     flops = elementwise(2)  # compare, multiply
@@ -85,6 +90,7 @@ class Gelu(Function):
     being differentiated is written with tinydl ops, so that its dependence on x is part of the graph.
     """
 
+    saved_inputs, saves_outputs = (0,), False
     flops = elementwise(5)  # x / sqrt 2, erf, + 1, * 0.5, * x
 
     def forward(self, x):
@@ -107,6 +113,7 @@ class Softmax(Function):
     dx = y * (gy - sum_j gy_j y_j). Raw-array forward and plain backward in :mod:`tinydl.kernels.softmax` (fused
     row kernels on a GPU); a backward being differentiated is written with tinydl ops."""
 
+    saved_inputs, saves_outputs = (), True
     flops = elementwise(5)  # max, subtract, exp, sum, divide
 
     def __init__(self, dim: int):
@@ -125,6 +132,8 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j (raw-array paths as
     for :class:`Softmax`)."""
+
+    saved_inputs, saves_outputs = (), True
 
     name = "log_softmax"
     flops = elementwise(5)  # max, subtract, exp, sum, subtract the log

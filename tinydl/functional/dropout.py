@@ -20,6 +20,7 @@ class Dropout(Function):
     """y = x * m with m_i = [u_i >= p] / (1 - p), u_i uniform in [0, 1) from the device's default generator
     (one draw per call);  dx = gy * m."""
 
+    saved_inputs, saves_outputs = (), False
     flops = elementwise(3)  # compare, scale, multiply
 
     def __init__(self, p: float):

@@ -17,6 +17,8 @@ class MatMul(Function):
     from the result, and put back into the gradient before the matrix products.
     """
 
+    saved_inputs, saves_outputs = None, False
+
     def flops(self, inputs, outputs):
         """2 K per output element (K multiplications and K additions)."""
         return 2 * outputs[0].size * inputs[0].shape[-1]
@@ -53,6 +55,8 @@ class Linear(Function):
     The leading axes are flattened into one, so each product is a single 2-D GEMM: NumPy's matmul of a stacked
     (B, M, K) array would call the BLAS once per matrix, which is many times slower with several threads.
     """
+
+    saved_inputs, saves_outputs = (0, 1), False
 
     def flops(self, inputs, outputs):
         """2 * in per output element, plus the bias addition."""

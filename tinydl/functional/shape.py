@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from ..autograd import Function
 from ..backend import get_array_module
-from ..costs import moves_only, views
+from ..costs import moves_only
 from ..kernels.scatter import index_add
 from ..tensor import Tensor
 from ._operands import operands
@@ -20,6 +20,8 @@ __all__ = ["reshape", "view", "transpose", "permute", "squeeze", "unsqueeze", "f
 class Reshape(Function):
     """y = x with a new shape (same elements, row-major order);  dx = gy reshaped back."""
 
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
     flops = moves_only
 
     def __init__(self, shape: tuple[int, ...]):
@@ -36,8 +38,9 @@ class Reshape(Function):
 class Permute(Function):
     """y = x with its axes reordered (y.shape[i] = x.shape[dims[i]]);  dx = gy with the inverse order."""
 
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
     flops = moves_only
-    bytes_moved = views
 
     def __init__(self, dims: tuple[int, ...]):
         self.dims = dims
@@ -56,6 +59,8 @@ class Index(Function):
     """y = x[key] (slices, integers, integer or boolean arrays);  dx = zeros with gy added at the selected places
     (repeated integer indices accumulate)."""
 
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
     flops = moves_only
 
     def __init__(self, key: Any):
@@ -71,6 +76,8 @@ class Index(Function):
 
 class IndexAdd(Function):
     """y = zeros(shape) with g added at x[key];  dg = gy[key] (the derivative of a scatter is a gather)."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "index_backward"
 
@@ -103,6 +110,8 @@ def _is_basic(key: Any) -> bool:
 class Concatenate(Function):
     """y = the inputs joined along ``dim``;  d(input k) = the slice of gy that came from input k."""
 
+    saved_inputs, saves_outputs = (), False
+
     name = "cat"
     flops = moves_only
 
@@ -123,6 +132,7 @@ class Concatenate(Function):
 class Stack(Function):
     """y = the inputs stacked along a new axis ``dim``;  d(input k) = gy[..., k, ...] along that axis."""
 
+    saved_inputs, saves_outputs = (), False
     flops = moves_only
 
     def __init__(self, dim: int):
@@ -139,8 +149,9 @@ class Stack(Function):
 class Split(Function):
     """(y_1, ..., y_n) = consecutive pieces of x along ``dim``;  dx = the pieces' gradients joined back."""
 
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
     flops = moves_only
-    bytes_moved = views
 
     def __init__(self, sizes: list[int], dim: int):
         self.sizes, self.dim = sizes, dim
@@ -160,6 +171,7 @@ class Split(Function):
 class Pad(Function):
     """y = x surrounded by ``value`` (constant padding);  dx = the interior slice of gy."""
 
+    saved_inputs, saves_outputs = (), False
     flops = moves_only
 
     def __init__(self, widths: list[tuple[int, int]], value: float):

@@ -17,12 +17,13 @@ from typing import Any, Callable, Iterator
 
 import numpy
 
+from .. import versions
 from ..autograd import no_grad
+from ..backend import Device, device as as_device, device_of, device_scope, get_array_module, is_array, to_device
 from ..events import enter_module, exit_module
 from ..hooks import RemovableHandle
-from .hooks import call_module, register_module_hook
-from ..backend import Device, device as as_device, device_of, get_array_module, is_array, to_device
 from ..tensor import Tensor
+from .hooks import call_module, register_module_hook
 from .parameter import Parameter
 
 __all__ = ["Module", "IncompatibleKeys"]
@@ -52,11 +53,19 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         enter_module(self)  # ops recorded inside know their module path (tinydl/events.py)
         try:
-            if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
-                return call_module(self, args, kwargs)
-            return self.forward(*args, **kwargs)
+            first = args[0].data if args and isinstance(args[0], Tensor) else None
+            if first is None or type(first) is numpy.ndarray:
+                return self._call_forward(args, kwargs)
+            with device_scope(first):  # a GPU input: the module computes on that GPU (CuPy uses the current one)
+                return self._call_forward(args, kwargs)
         finally:
             exit_module()
+
+    def _call_forward(self, args: tuple, kwargs: dict) -> Any:
+        """``forward``, through the module's hooks when it has any (:mod:`tinydl.nn.hooks`)."""
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return call_module(self, args, kwargs)
+        return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------------------------------------- hooks
     def register_forward_pre_hook(self, hook: Callable[["Module", tuple], Any]) -> RemovableHandle:
@@ -105,6 +114,8 @@ class Module:
                             f"{name!r}; wrap it in nn.Parameter")
         self._forget(name, keep="_parameters")
         parameters[name] = param
+        if param is not None:
+            param._name = name
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register ``tensor`` as buffer ``name``: moved by ``to()``, saved by ``state_dict()`` (unless
@@ -128,6 +139,9 @@ class Module:
                             f"child {name!r}")
         self._forget(name, keep="_modules")
         modules[name] = module
+        if module is not None:  # parameter names for error messages, dotted from the outermost owner
+            for path, param in module.named_parameters():
+                param._name = f"{name}.{path}"
 
     register_module = add_module
 
@@ -280,7 +294,10 @@ class Module:
                 if tensor is None or id(tensor) in done:
                     continue
                 done.add(id(tensor))
-                tensor.data = convert(tensor.data)
+                converted = convert(tensor.data)
+                if converted is not tensor.data:
+                    tensor.data = converted
+                    versions.bump(tensor)  # a graph that saved the tensor would now read other values
                 if tensor.grad is not None:
                     tensor.grad = Tensor(convert(tensor.grad.data))
         return self
@@ -369,6 +386,7 @@ class Module:
             for key, array in arrays.items():
                 target = targets[key]
                 target.data[...] = to_device(array, target.device)
+                versions.bump(target)
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------------------------------------- repr
