@@ -348,7 +348,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
             if not retain_graph:
                 function._release()
         for tensor, gradient in held.values():
-            collect(tensor, _run_tensor_hooks(tensor, gradient))
+            with device_scope(gradient.data) if type(gradient.data) is not _ndarray else _NO_SCOPE:
+                collect(tensor, _run_tensor_hooks(tensor, gradient))
     finally:
         _set_enabled(previous_mode)
     return captured if inputs is not None else None

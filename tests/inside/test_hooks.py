@@ -142,3 +142,15 @@ def test_full_backward_hook_routes_only_the_tensor_outputs():
     (doubled.sum() + total).backward()
     assert got == [([(3,)], [(3,), ()])]
     np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0, 3.0])
+
+
+@pytest.mark.gpu
+def test_leaf_hooks_run_on_the_leafs_gpu():
+    if not tinydl.is_available("cuda"):
+        pytest.skip("needs CuPy (or its double)")
+    device = "cuda:1" if tinydl.cuda.device_count() > 1 else "cuda"
+    x = tinydl.tensor(np.array([1.0, 2.0], np.float32), device=device, requires_grad=True)
+    x.register_hook(lambda g: g * 3)
+    (x * x).sum().backward()
+    assert str(x.grad.device) == str(x.device)
+    np.testing.assert_allclose(x.grad.cpu().numpy(), [6.0, 12.0])
