@@ -111,7 +111,7 @@ def valid_file_bytes(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_and_truncated_files_raise_only_safetensors_errors(tmp_path_factory, data):
     original = valid_file_bytes(tmp_path_factory)
