@@ -369,7 +369,7 @@ class BPETokenizer(_Tokenizer):
     it (see the module docstring). Special tokens (GGUF token types CONTROL and USER_DEFINED, e.g.
     ``<|im_start|>``) written in the text are matched whole; BOS/EOS are added when the metadata's
     ``add_bos_token``/``add_eos_token`` say so. ``decode`` undoes the byte mapping, so
-    ``decode(encode(text)) == text`` for any text.
+    ``decode(encode(text)) == text`` for any text whose bytes all have tokens (a byte without one is dropped).
     """
 
     CONTROL, USER_DEFINED = 3, 4  # llama.cpp token types
@@ -457,11 +457,9 @@ class BPETokenizer(_Tokenizer):
                     merged.append(symbols[index])
                     index += 1
             symbols = merged
-        try:
-            return [self.vocab[symbol] for symbol in symbols]
-        except KeyError as error:
-            raise ValueError(f"BPETokenizer: the merges produced {error.args[0]!r}, which is not in the "
-                             f"vocabulary (inconsistent tokens and merges)") from None
+        # a byte the vocabulary has no token for is dropped, as llama.cpp and Hugging Face's BPE (without an
+        # unknown token) both do: SmolLM2 lacks 21 of the 256 bytes, e.g. 0x1D and those UTF-8 never uses
+        return [self.vocab[symbol] for symbol in symbols if symbol in self.vocab]
 
     def _framing(self) -> tuple[list[int], list[int]]:
         prefix = [self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []
