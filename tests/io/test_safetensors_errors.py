@@ -11,6 +11,11 @@ from hypothesis import strategies as st
 from tinydl.io import safetensors as tst
 from tinydl.io.safetensors import SafetensorsError
 
+try:
+    import safetensors.numpy as REFERENCE
+except ImportError:
+    REFERENCE = None
+
 
 def write_raw(path, header, data: bytes = b"", declared_length: int | None = None):
     """A file with ``header`` (a dict, dumped as JSON, or raw bytes) and ``data``; the length field says
@@ -126,8 +131,9 @@ def test_mutated_and_truncated_files_raise_only_safetensors_errors(tmp_path_fact
         loaded = tst.load_file(path)
     except SafetensorsError:
         return
-    reference = pytest.importorskip("safetensors.numpy", reason="no reference to compare an accepted file with")
-    expected = reference.load_file(str(path))  # what we accept, the reference accepts and reads the same way
+    if REFERENCE is None:  # without the reference package, only "no other exception" is checked
+        return
+    expected = REFERENCE.load_file(str(path))  # what we accept, the reference accepts and reads the same way
     assert sorted(loaded) == sorted(expected)
     for name in expected:
         np.testing.assert_array_equal(loaded[name], expected[name])
