@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tinydl
 from tinydl.data.tokenizers import BPETokenizer, WordPieceTokenizer, bytes_to_unicode
 
 REFERENCES = Path(__file__).parents[1] / "pretrained" / "references" / "tokenizers.json"
@@ -150,6 +151,7 @@ def test_wordpiece_frames_pads_and_decodes(small_wordpiece):
     np.testing.assert_array_equal(mask, [[1, 1, 1, 0, 0, 0], [1] * 6])
     assert small_wordpiece.decode([2, 5, 6, 7, 13, 10, 14, 3]) == "[CLS] unaffable, a! [SEP]"
     assert small_wordpiece.decode(np.array([2, 5, 6, 7, 3]), skip_special_tokens=True) == "unaffable"
+    assert small_wordpiece.decode(tinydl.tensor(np.array([5, 6, 7]))) == "unaffable"
 
 
 @pytest.mark.parametrize("call, error, pattern", [

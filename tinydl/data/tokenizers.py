@@ -37,6 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import to_device
+from ..tensor import Tensor
+
 __all__ = ["WordPieceTokenizer", "BPETokenizer", "bytes_to_unicode"]
 
 _CACHE_LIMIT = 1_000_000  # word -> ids entries kept before a cache starts over
@@ -147,9 +150,9 @@ class _Tokenizer:
         ids[mask.astype(bool)] = list(itertools.chain.from_iterable(encoded))
         return ids, mask
 
-    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
-        """The text of ``ids`` (a list or 1-D array), as the reference tokenizer's decode writes it."""
-        ids = np.asarray(ids if not isinstance(ids, (list, tuple)) else list(ids), dtype=np.int64)
+    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
+        """The text of ``ids`` (a list, 1-D array or Tensor), as the reference tokenizer's decode writes it."""
+        ids = np.asarray(to_device(ids.data, "cpu") if isinstance(ids, Tensor) else ids, dtype=np.int64)
         if ids.ndim != 1:
             raise ValueError(f"{type(self).__name__}.decode: expected a 1-D sequence of ids, got shape "
                              f"{ids.shape} (decode each row of a batch)")
