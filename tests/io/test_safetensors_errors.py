@@ -93,6 +93,8 @@ def test_asking_for_an_absent_tensor_lists_what_is_there(tmp_path):
     tst.save_file({"encoder.weight": np.ones(2, np.float32)}, tmp_path / "t.safetensors")
     with tst.SafetensorsFile(tmp_path / "t.safetensors") as file, pytest.raises(KeyError, match="encoder.weight"):
         file.tensor("decoder.weight")
+    with pytest.raises(ValueError, match=r"t\.safetensors' is closed"):
+        file.tensor("encoder.weight")
 
 
 @pytest.mark.parametrize("tensors, metadata, pattern", [

@@ -116,17 +116,14 @@ def smollm_rebuilt(gguf_path: Path):  # -> transformers.PreTrainedTokenizerFast
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=pad, model_max_length=8192)
 
 
-def sweep(ours, reference_encode, label: str) -> None:
-    """Every code point between two letters: how many encodings differ."""
-    differing = []
-    for code_point in range(sys.maxunicode + 1):
-        if 0xD800 <= code_point <= 0xDFFF:
-            continue
-        text = f"a{chr(code_point)}b"
-        if ours(text) != reference_encode(text):
-            differing.append(code_point)
-    print(f"{label}: {len(differing)} of {sys.maxunicode + 1 - 2048} code points tokenized differently; first: "
-          f"{[hex(c) for c in differing[:20]]}")
+def sweep(ours, reference, label: str) -> None:
+    """Every code point between two letters: how many encodings differ (the reference runs batched)."""
+    code_points = [cp for cp in range(sys.maxunicode + 1) if not 0xD800 <= cp <= 0xDFFF]
+    texts = [f"a{chr(cp)}b" for cp in code_points]
+    theirs = reference(texts)["input_ids"]
+    differing = [cp for cp, text, ids in zip(code_points, texts, theirs) if ours(text) != ids]
+    print(f"{label}: {len(differing)} of {len(code_points)} code points tokenized differently; first: "
+          f"{[hex(c) for c in differing[:20]]}", flush=True)
 
 
 def main() -> None:
@@ -166,9 +163,9 @@ def main() -> None:
 
     if args.sweep:
         ours_bert, ours_bpe = WordPieceTokenizer.from_pretrained(minilm), BPETokenizer.from_gguf(gguf)
-        sweep(ours_bert.encode, lambda text: bert(text)["input_ids"], "WordPiece vs transformers")
-        sweep(ours_bpe.encode, lambda text: smollm(text)["input_ids"], "BPE vs the rebuilt tokenizers pipeline")
-        sweep(ours_bpe.encode, lambda text: transformers_gguf(text)["input_ids"], "BPE vs transformers-from-GGUF")
+        sweep(ours_bert.encode, bert, "WordPiece vs transformers")
+        sweep(ours_bpe.encode, smollm, "BPE vs the rebuilt tokenizers pipeline")
+        sweep(ours_bpe.encode, transformers_gguf, "BPE vs transformers-from-GGUF")
 
 
 if __name__ == "__main__":
