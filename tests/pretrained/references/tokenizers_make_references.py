@@ -39,6 +39,7 @@ COMMON_CASES = [
     "日本語のテキスト 中文字符 한국어 텍스트", "𠀀𠀁 𪜀 豈 更", "Москва Αθήνα القاهرة עברית हिन्दी ไทย",
     # emoji and symbols
     "😀 👍🏽 🇫🇷 👨‍👩‍👧 ❤️", "🥰 🫠 🦀 (newer emoji)", "⅓ ½ ² ∑ ∞ ← ✓ ☃ ™ © ®", "\ue000 private use \U000f0000",
+    "unassigned a\u0378b \U0010ffff",
     # control and invisible characters
     "a\x00b\x01c\x7fd\u200be\ufefff\u00adg", "x\x1cy\x1dz\x85w", "tab\tinside\rreturn\nnewline", "\ufffd replacement",
     # whitespace
