@@ -99,8 +99,9 @@ def test_random_tensor_dicts_round_trip_and_match_the_reference(tmp_path_factory
     assert_same_tensors(loaded, tensors)
     if REFERENCE is not None:  # the reference reads our file, and we read the reference's, the same way
         assert_same_tensors(REFERENCE.load_file(str(path)), tensors)
-        REFERENCE.save_file(tensors, str(path.with_name("theirs.safetensors")), metadata=metadata)
-        assert_same_tensors(tst.load_file(path.with_name("theirs.safetensors")), tensors)
+        if tensors or metadata != {}:  # safetensors 0.8.0 writes invalid JSON for no tensors and empty metadata
+            REFERENCE.save_file(tensors, str(path.with_name("theirs.safetensors")), metadata=metadata)
+            assert_same_tensors(tst.load_file(path.with_name("theirs.safetensors")), tensors)
     header_bytes = int.from_bytes(path.read_bytes()[:8], "little")
     assert header_bytes % 8 == 0  # padded with spaces, so the data starts 8-byte aligned
 
