@@ -41,6 +41,7 @@ This reader returns the tensors exactly as stored; undoing the permutation is th
 """
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 from dataclasses import dataclass
@@ -256,13 +257,14 @@ class GGUFFile:
         described = [self._read_tensor_info(cursor, index) for index in range(tensor_count)]
         data_start = -(-cursor.position // self.alignment) * self.alignment
         self.tensors: dict[str, TensorInfo] = {}
-        for name, shape, type_name, relative_offset, nbytes in described:
-            if name in self.tensors:
-                raise GGUFError(f"{source}: tensor {name!r} appears twice")
-            self.tensors[name] = TensorInfo(name, shape, type_name, data_start + relative_offset, nbytes)
+        for info in described:
+            if info.name in self.tensors:
+                raise GGUFError(f"{source}: tensor {info.name!r} appears twice")
+            self.tensors[info.name] = dataclasses.replace(info, offset=data_start + info.offset)
         self._check_extents(size)
 
-    def _read_tensor_info(self, cursor: _Cursor, index: int) -> tuple[str, tuple[int, ...], str, int, int | None]:
+    def _read_tensor_info(self, cursor: _Cursor, index: int) -> TensorInfo:
+        """One tensor's description; its offset still counts from the start of the data section."""
         name = cursor.string(f"the name of tensor {index}")
         where = f"{self._source}: tensor {name!r}"
         n_dims = cursor.integer("<u4", f"the rank of tensor {name!r}")
@@ -274,14 +276,14 @@ class GGUFFile:
         if offset % self.alignment:
             raise GGUFError(f"{where}: offset {offset} is not a multiple of the alignment {self.alignment}")
         ggml_type = GGML_TYPES.get(type_id)
+        shape = tuple(reversed(dims))
         if ggml_type is None:
-            return name, tuple(reversed(dims)), f"unknown type id {type_id}", offset, None
+            return TensorInfo(name, shape, f"unknown type id {type_id}", offset, None)
         if dims and dims[0] % ggml_type.block_size:
             raise GGUFError(f"{where}: its rows of {dims[0]} values are not a whole number of {ggml_type.name} "
                             f"blocks of {ggml_type.block_size}")
-        count = int(np.prod(dims, dtype=object))
-        return name, tuple(reversed(dims)), ggml_type.name, offset, count // ggml_type.block_size * \
-            ggml_type.block_bytes
+        blocks = int(np.prod(dims, dtype=object)) // ggml_type.block_size
+        return TensorInfo(name, shape, ggml_type.name, offset, blocks * ggml_type.block_bytes)
 
     def _check_extents(self, size: int) -> None:
         """Every tensor must lie inside the file and no two may overlap (gaps for alignment are fine)."""
