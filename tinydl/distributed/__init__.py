@@ -25,7 +25,7 @@ from .checkpoint import load, save
 from .collectives import all_gather, all_reduce, broadcast
 from .ddp import DistributedDataParallel
 from .sampler import DistributedSampler
-from .world import INSTALL_HINT, barrier, init, is_main, rank, world_size
+from .world import INSTALL_HINT, barrier, init, is_main, local_rank, rank, world_size
 
-__all__ = ["init", "rank", "world_size", "is_main", "barrier", "all_reduce", "broadcast", "all_gather",
+__all__ = ["init", "rank", "world_size", "local_rank", "is_main", "barrier", "all_reduce", "broadcast", "all_gather",
            "DistributedDataParallel", "DistributedSampler", "save", "load", "INSTALL_HINT"]

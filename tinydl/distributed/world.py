@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-__all__ = ["init", "rank", "world_size", "is_main", "barrier", "INSTALL_HINT"]
+__all__ = ["init", "rank", "world_size", "local_rank", "is_main", "barrier", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'tinydl[distributed]'"
 # set by the launchers for every process they start: MPICH/Intel MPI (Hydra, Slurm's PMI), Open MPI
@@ -107,6 +107,15 @@ def world_size() -> int:
 def is_main() -> bool:
     """True on rank 0: the rank that prints, writes checkpoints and owns the truth when ranks must agree."""
     return init().rank == 0
+
+
+def local_rank() -> int:
+    """This process's number among the processes of its own machine (which GPU it should use)."""
+    world = init()
+    if world.comm is None or world.size == 1:
+        return 0
+    from mpi4py import MPI
+    return world.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
 
 
 def barrier() -> None:
