@@ -40,7 +40,7 @@ class Bucket:
 
     def average(self, sum_in_place: Callable[[Any], None], world_size: int) -> None:
         """Replace every parameter's gradient by the mean over the ranks (None stays None only when it is None on
-        every rank): pack, sum across ranks, divide, unpack."""
+        every rank): pack, sum across ranks, unpack divided by the number of ranks."""
         buffer, offset = self.buffer, 0
         counts_at = self.count_offset
         for number, param in enumerate(self.params):
@@ -53,18 +53,17 @@ class Bucket:
                 buffer[counts_at + number] = 1
             offset += size
         sum_in_place(buffer)
-        gradients = buffer[:counts_at]
-        gradients /= world_size
         present = to_device(buffer[counts_at:], "cpu") > 0
+        xp = get_array_module(buffer)
         offset = 0
         for param, has_gradient in zip(self.params, present):
             size = param.data.size
-            if has_gradient:
-                average = gradients[offset:offset + size].reshape(param.shape)
+            if has_gradient:  # the mean, written straight into .grad (one pass over the memory)
+                total = buffer[offset:offset + size].reshape(param.shape)
                 if param.grad is None:
-                    param.grad = Tensor(average.copy())
+                    param.grad = Tensor(total / world_size)
                 else:
-                    param.grad.data[...] = average
+                    xp.divide(total, world_size, out=param.grad.data)
             offset += size
 
 

@@ -31,8 +31,9 @@ def _nccl_module() -> Any:
     if nccl is None or not getattr(nccl, "available", False):
         raise RuntimeError(
             f"tinydl.distributed: arrays on a GPU (CuPy) are exchanged through NCCL, which CuPy cannot load here "
-            f"({reason}). Install NCCL for CUDA 12 (pip install nvidia-nccl-cu12, or the system's libnccl2) so "
-            f"that CuPy finds libnccl.so.2, or train on the CPU, where MPI does the exchange")
+            f"({reason}). Install NCCL where CuPy looks for it: python -m cupyx.tools.install_library --library "
+            f"nccl --cuda 12.x (CuPy's pip wheels), or the system's libnccl2, or pip install nvidia-nccl-cu12 with "
+            f"its lib directory on LD_LIBRARY_PATH; or train on the CPU, where MPI does the exchange")
     return nccl
 
 
