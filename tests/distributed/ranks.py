@@ -135,6 +135,14 @@ def scenario_fail(mode: str) -> None:
     time.sleep(60)  # never reached on rank 1; rank 0 must be ended by the abort, not by this returning
 
 
+def scenario_hang(tag: str = "") -> None:
+    """The user's bug that MPI cannot report: a collective on rank 0 only. Rank 0 waits for ever. (``tag`` marks
+    the processes' command lines, so the test can look for survivors.)"""
+    if dist.rank() == 0:
+        dist.all_reduce(np.ones(2))
+    report({"unreachable": True})
+
+
 def scenario_mismatch() -> None:
     width = 3 if dist.rank() == 0 else 5
     dist.DistributedDataParallel(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, width)))

@@ -6,13 +6,20 @@
   ``no_sync``; the replicas are bit-identical after every step; a parameter no sample uses keeps ``grad = None``
   and one that only rank 0's shard uses gets the same gradient as in one process.
 * Failure: a rank that raises, exits or is killed ends the whole job non-zero within 15 s.
+* A collective called on one rank only hangs (MPI cannot tell a slow rank from a missing one); the launcher's
+  timeout then kills the whole process group, leaving no rank behind.
 * Checkpoints: rank 0 writes mid-epoch, and a resumed job ends bit-identical to the uninterrupted one.
 """
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
-from .launch import needs_mpi, run_ranks
+from tinydl.testing.mpi import run_mpi
+
+from .launch import RANKS, ROOT, needs_mpi, run_ranks
 
 pytestmark = needs_mpi
 
@@ -46,6 +53,24 @@ def test_a_failing_rank_ends_the_job_non_zero_within_seconds(mode):
     assert job.seconds < 15, f"the job took {job.seconds:.1f} s to end"
     if mode == "raise":
         assert "rank 1 fails on purpose" in job.stderr and "aborting every rank" in job.stderr, job.stderr
+
+
+def test_a_collective_on_one_rank_only_hangs_until_the_launcher_kills_every_process(tmp_path):
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not finish within 3 s"):
+        run_mpi(RANKS, "hang", str(tmp_path), ranks=2, timeout=3, cwd=ROOT, pythonpath=ROOT)
+    assert time.monotonic() - start < 10
+    if Path("/proc").is_dir():
+        time.sleep(0.5)
+        survivors = [p for p in Path("/proc").glob("[0-9]*") if _command_line_holds(p, str(tmp_path))]
+        assert not survivors, f"processes left running: {survivors}"
+
+
+def _command_line_holds(process: Path, text: str) -> bool:
+    try:
+        return text in (process / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
 
 
 def test_parameters_that_differ_between_ranks_are_named():
