@@ -93,7 +93,7 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
     _check_agreement(world, "all_reduce", array, same_shape=True)
     sum_in_place(array, world)
     if op == "mean":
-        array = array / world.size if array.dtype.kind in "iub" else array.__itruediv__(world.size)
+        array = array / world.size  # integers become floats
     return _rewrap(array, was_tensor)
 
 
