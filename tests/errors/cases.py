@@ -152,6 +152,14 @@ case("F.lstm_cell", lambda: F.lstm_cell(t(2, 5), (t(2, 4), t(2, 4)), t(16, 3), t
      shape(2, 5), r"\b3\b", label="shapes")
 case("F.lstm_sequence", lambda: F.lstm_sequence(t(5, 2, 12), (t(2, 4), t(2, 4)), t(16, 4)), ValueError,
      shape(5, 2, 12), r"\b16\b")
+case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 10), t(2, 4), t(12, 4)), ValueError, shape(5, 2, 10),
+     r"\b12\b")
+case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 12), t(2, 4), t(12, 4), t(9)), ValueError, shape(9,),
+     label="bias")
+case("F.rnn_sequence", lambda: F.rnn_sequence(t(5, 2, 4), t(3, 4), t(4, 4)), ValueError, shape(3, 4),
+     shape(2, 4))
+case("F.rnn_sequence", lambda: F.rnn_sequence(t(5, 2, 4), t(2, 4), t(4, 4), "sigmoid"), ValueError, "sigmoid",
+     label="nonlinearity")
 
 # ------------------------------------------------------------------------------------------------ attention
 case("F.scaled_dot_product_attention", lambda: F.scaled_dot_product_attention(t(2, 4, 8), t(2, 5, 6),
