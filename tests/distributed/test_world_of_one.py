@@ -76,7 +76,8 @@ def test_queue_callback_outside_backward_is_refused():
 @pytest.mark.parametrize("call, message", [
     (lambda: dist.all_reduce(np.ones(2), op="max"), "op must be 'sum' or 'mean', got 'max'"),
     (lambda: dist.broadcast(np.ones(2), src=3), "src=3 is not a rank of this world of 1"),
-    (lambda: dist.DistributedDataParallel(nn.Linear(2, 2), bucket_mb=0), "bucket_mb must be > 0"),
+    (lambda: dist.DistributedDataParallel(nn.Linear(2, 2), bucket_mb=0), "bucket_mb must be > 0, got 0"),
+    (lambda: dist.DistributedDataParallel(nn.Linear(2, 2), bucket_mb="25"), "bucket_mb must be > 0, got '25'"),
     (lambda: dist.DistributedDataParallel(lambda x: x), "expected an nn.Module, got function"),
     (lambda: dist.DistributedSampler(range(4), num_replicas=2, rank=2), "rank 2 is not in a world of 2"),
     (lambda: dist.DistributedSampler([], num_replicas=1, rank=0), "the dataset is empty"),

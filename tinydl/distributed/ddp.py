@@ -70,7 +70,7 @@ class DistributedDataParallel(Module):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: expected an nn.Module, got {type(module).__name__}")
-        if not bucket_mb > 0:
+        if not isinstance(bucket_mb, (int, float)) or isinstance(bucket_mb, bool) or not bucket_mb > 0:
             raise ValueError(f"DistributedDataParallel: bucket_mb must be > 0, got {bucket_mb!r}")
         self.module = module
         self.bucket_mb = float(bucket_mb)

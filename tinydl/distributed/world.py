@@ -62,6 +62,8 @@ def init(require_mpi: bool = False) -> World:
     MPI. Every other function of ``tinydl.distributed`` calls this first, so an explicit call is optional."""
     global _world
     if _world is not None:
+        if require_mpi and _world.comm is None:
+            import_mpi()  # joined earlier as a world of one without mpi4py: still missing, say so
         return _world
     try:
         mpi = import_mpi()
