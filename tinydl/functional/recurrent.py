@@ -10,24 +10,30 @@ Weights stack the gates row-wise, as in PyTorch: ``w_ih`` is (gates * hidden, in
 * GRU, gates (r, z, n):  r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr),  z likewise with the z rows,
   n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)),  h' = (1 - z) * n + z * h.
 
-The Elman and GRU cells are compositions of differentiable ops (so twice differentiable). The LSTM cell is one
-fused Function with a closed-form backward on raw arrays (once differentiable). :func:`lstm_sequence`,
-:func:`gru_sequence` and :func:`rnn_sequence` run the recurrence of a whole layer in one Function each: the input
-projections of every step arrive precomputed (one matrix product before the loop), the loop adds h_{t-1} W_hh^T
-and applies the gate maths in place, backpropagation through time is one loop of array maths, and the gradient of
-W_hh is a single matrix product over all time steps. They are differentiable once; the layers in
-:mod:`tinydl.nn` keep the composed step-by-step path beside them (``layer.fused = False``) as the reference.
+The Elman cell is a composition of differentiable ops, and the GRU cell's gate maths one Function
+(:class:`GRUGates`) whose backward is written with tinydl ops when it is itself differentiated (both twice
+differentiable). The LSTM cell is one fused Function with a closed-form backward on raw arrays (once
+differentiable). :func:`lstm_sequence`, :func:`gru_sequence` and :func:`rnn_sequence` run the recurrence of a whole
+layer in one Function each: the input projections of every step arrive precomputed (one matrix product before the
+loop), the loop adds h_{t-1} W_hh^T and applies the gate maths in place, backpropagation through time is one loop
+of array maths, and the gradient of W_hh is a single matrix product over all time steps. They are differentiable
+once; the layers in :mod:`tinydl.nn` keep the composed step-by-step path beside them (``layer.fused = False``) as
+the reference. On CuPy arrays with fusion on, the LSTM and GRU gate maths run as fused CUDA kernels
+(:mod:`tinydl.kernels.cuda.recurrent`).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
+from ..kernels.cuda import recurrent as fused
+from ..kernels.cuda.build import can_fuse, contiguous
+from ..kernels.recurrent import gru_gates, gru_gates_backward
 from ..tensor import Tensor
 from .activation import relu, sigmoid, tanh
 from .linalg import linear
-from .shape import chunk
+from .shape import cat, chunk
 
 __all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "lstm_sequence", "gru_sequence",
            "rnn_sequence"]
@@ -56,8 +62,13 @@ def lstm_pointwise(gates: Any, c_prev: Any, c: Any = None, tanh_c: Any = None, h
 
     ``gates`` (batch, 4H), the pre-activations [i f g o], are activated in place: one tanh for all four, since
     sigmoid(x) = 1/2 + 1/2 tanh(x/2). Returns the new cell state c' = f c + i g, tanh(c') and the new hidden
-    state h' = o tanh(c'), written into ``c``, ``tanh_c`` and ``h`` when those arrays are given.
+    state h' = o tanh(c'), written into ``c``, ``tanh_c`` and ``h`` when those arrays are given. On CuPy arrays
+    with fusion on, one CUDA kernel does it all (:func:`tinydl.kernels.cuda.recurrent.lstm_pointwise`).
     """
+    given = [a for a in (c, tanh_c, h) if a is not None]
+    if (can_fuse(gates, c_prev) and contiguous(gates, *given) and gates.ndim == 2
+            and c_prev.shape == (gates.shape[0], gates.shape[1] // 4)):
+        return fused.lstm_pointwise(gates, c_prev, c, tanh_c, h)
     xp = get_array_module(gates)
     hidden = gates.shape[-1] // 4
     sigmoid_parts = (gates[..., :2 * hidden], gates[..., 3 * hidden:])   # i, f and o
@@ -82,8 +93,13 @@ def lstm_pointwise_backward(activated: Any, c_prev: Any, tanh_c: Any, grad_h: An
     di = dc * g,  df = dc * c,  dg = dc * i,  do = grad_h * tanh(c'), each times its activation's derivative
     (s (1 - s) for a sigmoid s, 1 - t^2 for a tanh t), and dc_prev = dc * f.
     Returns (gradient of the pre-activation gates (batch, 4H), written into ``grad_gates`` when given,
-    gradient of c_prev).
+    gradient of c_prev). Fused into one CUDA kernel on CuPy arrays with fusion on.
     """
+    if (can_fuse(activated, c_prev, tanh_c, grad_h, grad_c) and activated.ndim == 2
+            and (grad_gates is None or contiguous(grad_gates))
+            and c_prev.shape == tanh_c.shape == grad_h.shape == grad_c.shape == (activated.shape[0],
+                                                                                 activated.shape[1] // 4)):
+        return fused.lstm_pointwise_backward(activated, c_prev, tanh_c, grad_h, grad_c, grad_gates)
     xp = get_array_module(activated)
     i, f, g, o = _gates(activated)
     grad_cell = grad_h * o * (1 - tanh_c * tanh_c)
@@ -96,6 +112,50 @@ def lstm_pointwise_backward(activated: Any, c_prev: Any, tanh_c: Any, grad_h: An
     grad_g[...] = grad_cell * i * (1 - g * g)
     grad_o[...] = grad_h * tanh_c * o * (1 - o)
     return grad_gates, grad_cell * f
+
+
+def gru_pointwise(input_gates: Any, hidden_gates: Any, h_prev: Any, activated: Any, hidden_n: Any, out: Any
+                  ) -> Any:
+    """The elementwise part of one GRU step on raw arrays (the module docstring's formulas): r, z and n written
+    into ``activated`` (batch, 3H), b_n into ``hidden_n`` (batch, H) unless it is None, and h' = n + z (h - n)
+    into ``out``, which is returned. One CUDA kernel on CuPy arrays with fusion on."""
+    written = [a for a in (activated, hidden_n, out) if a is not None]
+    if can_fuse(input_gates, hidden_gates, h_prev, *written) and contiguous(*written):
+        return fused.gru_pointwise(input_gates, hidden_gates, h_prev, activated, hidden_n, out)
+    xp = get_array_module(input_gates)
+    hidden = h_prev.shape[-1]
+    reset_update = xp.add(input_gates[:, :2 * hidden], hidden_gates[:, :2 * hidden], out=activated[:, :2 * hidden])
+    _sigmoid_(reset_update)
+    r, z, n = _gates(activated, 3)
+    hn = hidden_gates[:, 2 * hidden:]
+    if hidden_n is not None:
+        hidden_n[...] = hn
+    xp.multiply(r, hn, out=n)
+    n += input_gates[:, 2 * hidden:]
+    xp.tanh(n, out=n)
+    h_t = xp.subtract(h_prev, n, out=out)
+    h_t *= z
+    h_t += n
+    return h_t
+
+
+def gru_pointwise_backward(activated: Any, hidden_n: Any, h_prev: Any, grad: Any, grad_input: Any,
+                           grad_hidden: Any) -> Any:
+    """Gradients of one GRU step's elementwise part from its saved r, z, n and b_n, given the gradient ``grad``
+    of h': (dr, dz, dn) of the pre-activations into ``grad_input``, the same with dn r in the n block into
+    ``grad_hidden`` (the gradient of h W_hh^T + b_hh), and the direct part g z of dh returned. One CUDA kernel
+    on CuPy arrays with fusion on."""
+    if can_fuse(activated, hidden_n, h_prev, grad, grad_input, grad_hidden) and contiguous(grad_input, grad_hidden):
+        return fused.gru_pointwise_backward(activated, hidden_n, h_prev, grad, grad_input, grad_hidden)
+    xp = get_array_module(activated)
+    r, z, n = _gates(activated, 3)
+    grad_r, grad_z, grad_n = _gates(grad_input, 3)
+    xp.multiply(grad * (1 - z), 1 - n * n, out=grad_n)
+    xp.multiply(grad * (h_prev - n), z * (1 - z), out=grad_z)
+    xp.multiply(grad_n * hidden_n, r * (1 - r), out=grad_r)
+    grad_hidden[...] = grad_input
+    grad_hidden[:, 2 * grad_n.shape[-1]:] *= r
+    return grad * z
 
 
 class LSTMCell(Function):
@@ -263,20 +323,8 @@ class GRUSequence(_Recurrence):
             if b_hh is not None:
                 hidden_gates += b_hh
             activated = self.activated[t] if record else scratch_gates
-            reset_update = xp.add(input_gates[t, :, :2 * hidden], hidden_gates[:, :2 * hidden],
-                                  out=activated[:, :2 * hidden])
-            _sigmoid_(reset_update)
-            r, z, n = _gates(activated, 3)
-            hn = hidden_gates[:, 2 * hidden:]
-            if record:
-                self.hidden_n[t] = hn
-            xp.multiply(r, hn, out=n)
-            n += input_gates[t, :, 2 * hidden:]
-            xp.tanh(n, out=n)
-            h_t = xp.subtract(h, n, out=outputs[t])
-            h_t *= z
-            h_t += n
-            h = h_t
+            h = gru_pointwise(input_gates[t], hidden_gates, h, activated, self.hidden_n[t] if record else None,
+                              outputs[t])
         return outputs, h.copy()
 
     def backward(self, grad_outputs, grad_h_last):
@@ -288,15 +336,8 @@ class GRUSequence(_Recurrence):
         grad_h = grad_h_last.data
         for position in range(len(steps) - 1, -1, -1):
             t = steps[position]
-            r, z, n = _gates(self.activated[t], 3)
-            grad_r, grad_z, grad_n = _gates(grad_inputs[t], 3)
-            dh = grad_h + grad_outputs.data[t]
-            xp.multiply(dh * (1 - z), 1 - n * n, out=grad_n)
-            xp.multiply(dh * (self._previous(position, steps, h0) - n), z * (1 - z), out=grad_z)
-            xp.multiply(grad_n * self.hidden_n[t], r * (1 - r), out=grad_r)
-            grad_hidden[t] = grad_inputs[t]
-            grad_hidden[t, :, 2 * grad_n.shape[-1]:] *= r
-            grad_h = dh * z
+            grad_h = gru_pointwise_backward(self.activated[t], self.hidden_n[t], self._previous(position, steps, h0),
+                                            grad_h + grad_outputs.data[t], grad_inputs[t], grad_hidden[t])
             grad_h += grad_hidden[t] @ w_hh
         needs = self.needs_input_grad
         grads = [Tensor._from_array(grad_inputs), Tensor._from_array(grad_h),
@@ -403,14 +444,35 @@ def rnn_step(input_gates: Tensor, hx: Tensor, w_hh: Tensor, b_hh: Tensor | None,
     return tanh(pre_activation) if nonlinearity == "tanh" else relu(pre_activation)
 
 
+class GRUGates(Function):
+    """The elementwise part of a GRU step: h' = n + z (h - n) from the input projections a, the hidden
+    projections b and h (see the module docstring). Forward and plain backward on raw arrays in
+    :mod:`tinydl.kernels.recurrent` (one CUDA kernel each on a GPU); a backward being differentiated recomputes the
+    gates with tinydl ops, so the GRU stays twice differentiable."""
+
+    name = "gru_gates"
+
+    def forward(self, input_gates, hidden_gates, hx):
+        return gru_gates(input_gates, hidden_gates, hx)
+
+    def backward(self, grad):
+        a, b, h = self.inputs
+        if not is_grad_enabled():
+            return tuple(Tensor._from_array(g) for g in gru_gates_backward(a.data, b.data, h.data, grad.data))
+        input_r, input_z, input_n = chunk(a, 3, -1)
+        hidden_r, hidden_z, hidden_n = chunk(b, 3, -1)
+        reset = sigmoid(input_r + hidden_r)
+        update = sigmoid(input_z + hidden_z)
+        candidate = tanh(input_n + reset * hidden_n)
+        grad_n = grad * (1 - update) * (1 - candidate * candidate)
+        grad_z = grad * (h - candidate) * update * (1 - update)
+        grad_r = grad_n * hidden_n * reset * (1 - reset)
+        return cat([grad_r, grad_z, grad_n], -1), cat([grad_r, grad_z, grad_n * reset], -1), grad * update
+
+
 def gru_step(input_gates: Tensor, hx: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
     """One GRU step given the input projection ``input_gates`` = x W_ih^T + b_ih, gates (r, z, n)."""
-    input_r, input_z, input_n = chunk(input_gates, 3, -1)
-    hidden_r, hidden_z, hidden_n = chunk(linear(hx, w_hh, b_hh), 3, -1)
-    reset = sigmoid(input_r + hidden_r)
-    update = sigmoid(input_z + hidden_z)
-    candidate = tanh(input_n + reset * hidden_n)
-    return candidate + update * (hx - candidate)
+    return GRUGates()(input_gates, linear(hx, w_hh, b_hh), hx)
 
 
 def _elman_cell(op: str, nonlinearity: str, input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor,
