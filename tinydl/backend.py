@@ -10,6 +10,7 @@ always take the plain path.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from types import ModuleType
@@ -18,7 +19,7 @@ from typing import Any
 import numpy
 
 __all__ = ["Device", "device", "get_array_module", "to_device", "is_available", "device_of", "is_array", "is_cupy",
-           "fused_kernels_enabled", "set_fused_kernels"]
+           "fused_kernels_enabled", "set_fused_kernels", "device_scope"]
 
 
 class Device:
@@ -177,12 +178,29 @@ def to_device(array: Any, target: "str | Device") -> Any:
             return array
         return array.get() if hasattr(array, "get") else numpy.asarray(array)
     cupy = _cupy()
+    if isinstance(array, cupy.ndarray) and array.device.id == target.index:
+        return array
     with cupy.cuda.Device(target.index):
-        if isinstance(array, cupy.ndarray) and array.device.id == target.index:
-            return array
         return cupy.asarray(array)
 
 
 def array_module_for(target: "str | Device") -> ModuleType:
     """The array module that allocates on ``target``."""
     return numpy if device(target).type == "cpu" else _cupy()
+
+
+_NO_SCOPE = contextlib.nullcontext()
+
+
+def device_scope(where: Any) -> Any:
+    """A context in which CuPy allocates on, and runs kernels on, the GPU of ``where`` (a Device, a device string,
+    or a raw array); a no-op for the CPU. CuPy works on the *current* device, so every GPU computation of tinydl
+    runs inside the scope of the device its data lives on: without it, "cuda:1" work would land on GPU 0."""
+    if isinstance(where, (numpy.ndarray, numpy.generic)):
+        return _NO_SCOPE
+    if isinstance(where, (str, Device)):
+        target = device(where)
+        return _NO_SCOPE if target.type == "cpu" else _cupy().cuda.Device(target.index)
+    if type(where).__module__.startswith("cupy"):
+        return _cupy().cuda.Device(where.device.id)
+    return _NO_SCOPE

@@ -264,3 +264,31 @@ _module("LearnedPositionalEncoding", lambda: nn.LearnedPositionalEncoding(3, 4)(
 _module("Sequential", lambda: nn.Sequential(nn.ReLU(), "relu"), TypeError, "str")
 _module("ModuleList", lambda: nn.ModuleList([nn.ReLU()]).append(3), TypeError, "int")
 _module("ModuleDict", lambda: nn.ModuleDict({"a": 3}), TypeError, "int")
+
+
+# ------------------------------------------------------------------------------------------------ devices
+# (on the GPU, or on the CuPy double of tests/cupy_double where no GPU is present: see tests/conftest.py)
+def _gpu(*sizes: int) -> tinydl.Tensor:
+    return t(*sizes).to("cuda")
+
+
+def _device_array(*sizes: int) -> Any:
+    return _gpu(*sizes).data
+
+
+case("F.add", lambda: F.add(t(3), _gpu(3)), RuntimeError, "cpu", "cuda:0", label="devices")
+case("F.add", lambda: t(3) + _device_array(3), RuntimeError, "cpu", "cuda:0", label="device-array")
+case("F.add", lambda: _gpu(3) + np.ones(3, dtype=np.float32), RuntimeError, "cpu", "cuda:0",
+     label="host-array-into-gpu")
+case("F.matmul", lambda: F.matmul(t(2, 3), _gpu(3, 2)), RuntimeError, "cpu", "cuda:0", label="devices")
+case("F.cat", lambda: F.cat([t(3), _gpu(3)]), RuntimeError, "cpu", "cuda:0", label="devices")
+case("F.where", lambda: F.where(t(3).data > 0, _gpu(3), _gpu(3)), RuntimeError, "condition", "cpu", "cuda:0",
+     label="devices")
+case("F.embedding", lambda: F.embedding(ints(0, 1), _gpu(3, 2)), RuntimeError, "cpu", "cuda:0", label="devices")
+case("F.cross_entropy", lambda: F.cross_entropy(_gpu(2, 3), ints(0, 1)), RuntimeError, "cpu", "cuda:0",
+     label="devices")
+case("F.scaled_dot_product_attention",
+     lambda: F.scaled_dot_product_attention(t(2, 2), _gpu(2, 2), t(2, 2)), RuntimeError, "cpu", "cuda:0",
+     label="devices")
+case("nn.Linear", lambda: nn.Linear(3, 2)(_gpu(3)), RuntimeError, "cpu", "cuda:0", label="devices",
+     also=("linear",))

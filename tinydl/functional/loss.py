@@ -21,6 +21,8 @@ from ..backend import device_of, get_array_module
 from ..kernels.cuda import softmax as fused
 from ..kernels.cuda.build import can_fuse
 from ..tensor import Tensor
+from ._checks import check_values_now
+from ._device import on_the_inputs_device
 from ._operands import check_broadcast, operands, to_tensor
 from .activation import log_softmax, sigmoid, softmax
 from .reduction import sum
@@ -85,8 +87,10 @@ class ClassTargets:
 
 
 def _check_class_range(op: str, safe_target: Any, classes: int, ignore_index: int) -> None:
-    """``safe_target``: the targets with the ignored ones replaced by 0, so any value outside [0, C) is wrong."""
-    if safe_target.size and (safe_target.min() < 0 or safe_target.max() >= classes):
+    """``safe_target``: the targets with the ignored ones replaced by 0, so any value outside [0, C) is wrong.
+    On a GPU only under detect_anomaly (see :mod:`._checks`)."""
+    if safe_target.size and check_values_now(safe_target) and (safe_target.min() < 0 or
+                                                               safe_target.max() >= classes):
         bad = int(safe_target[(safe_target < 0) | (safe_target >= classes)].reshape(-1)[0])
         raise IndexError(f"{op}: target {bad} is out of range for {classes} classes (valid targets are "
                          f"0..{classes - 1}, or ignore_index={ignore_index})")
@@ -205,6 +209,7 @@ class LogSigmoid(Function):
 
 
 # ------------------------------------------------------------------------------------------ public functions
+@on_the_inputs_device
 def cross_entropy(input: Tensor, target: Any, weight: Tensor | None = None, ignore_index: int = -100,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between logits ``input`` (N, C) or (N, C, d1, ...) (or one unbatched sample (C,)) and
@@ -251,6 +256,7 @@ def _cross_entropy_probabilities(input: Tensor, target: Tensor, weight: Tensor |
     return _reduce(losses, reduction, losses.size)
 
 
+@on_the_inputs_device
 def nll_loss(input: Tensor, target: Any, weight: Tensor | None = None, ignore_index: int = -100,
              reduction: str = "mean") -> Tensor:
     """Negative log-likelihood: -w_{t_i} input[i, t_i] for log-probabilities ``input`` (N, C) or (N, C, d1, ...)

@@ -14,6 +14,7 @@ from ..backend import get_array_module
 from ..kernels.cuda import normalization as fused
 from ..kernels.cuda.build import can_fuse
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from .elementwise import constant, sqrt
 from .reduction import mean, var
 
@@ -101,6 +102,7 @@ def _check_input(op: str, input: Tensor, min_dims: int) -> None:
                          f"{tuple(input.shape)}")
 
 
+@on_the_inputs_device
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:
