@@ -1,7 +1,9 @@
 """CuPy arrays go through NCCL (``cupy.cuda.nccl``): the unique id handed out over MPI, the communicator built on
 the arrays' GPU, and all_reduce, broadcast, all_gather and DDP's buckets on GPU memory. In a world of one (one GPU:
 NCCL refuses two ranks on one device) the code path is the same as with many ranks; the results are checked
-against the CPU. Runs only where CuPy, NCCL and a GPU are present."""
+against the CPU. Runs where CuPy, NCCL and a GPU are present, and on the CuPy double (tests/cupy_double), whose
+``cupy.cuda.nccl`` is a group of one rank that copies with the counts and datatypes it is given: there a count or
+datatype code that does not match the arrays shows up as wrong values."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,10 +25,11 @@ def nccl():
         pytest.skip("CuPy cannot load NCCL (pip install nvidia-nccl-cu12)")
 
 
-def test_collectives_on_gpu_arrays_run_through_nccl(nccl):
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64", "int32", "uint8"])
+def test_collectives_on_gpu_arrays_run_through_nccl(nccl, dtype):
     import cupy
     from tinydl.distributed import nccl as nccl_module
-    x = cupy.arange(12, dtype=cupy.float32).reshape(3, 4)
+    x = cupy.arange(12, dtype=dtype).reshape(3, 4)
     total = dist.all_reduce(x)
     assert isinstance(total, cupy.ndarray) and total is not x
     assert cupy.cuda.Device().id in nccl_module._groups  # the communicator exists: NCCL carried the call

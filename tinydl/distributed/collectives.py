@@ -21,7 +21,7 @@ from ..tensor import Tensor
 from .nccl import group_for, nccl_available
 from .world import World, init
 
-__all__ = ["all_reduce", "broadcast", "all_gather", "sum_in_place", "broadcast_in_place"]
+__all__ = ["all_reduce", "broadcast", "all_gather", "sum_into", "sum_in_place", "broadcast_in_place"]
 
 
 def _is_gpu_array(array: Any) -> bool:
@@ -33,16 +33,23 @@ def _uses_nccl(world: World, array: Any) -> bool:
     return _is_gpu_array(array) and (world.size > 1 or nccl_available())
 
 
-# --------------------------------------------------------------------------------- in place, no checks
-def sum_in_place(array: Any, world: World | None = None) -> None:
-    """``array`` <- the elementwise sum of every rank's ``array`` (C-contiguous; same shape and dtype on every
-    rank, not checked). Used by DistributedDataParallel's buckets."""
+# --------------------------------------------------------------------------------- unchecked building blocks
+def sum_into(send: Any, receive: Any, world: World | None = None) -> None:
+    """``receive`` <- the elementwise sum of every rank's ``send`` (both C-contiguous, of one shape and dtype on
+    every rank, not checked; ``receive`` may be ``send`` itself, for a sum in place)."""
     world = world or init()
-    if _uses_nccl(world, array):
-        group_for(world, array).sum_in_place(array)
+    if _uses_nccl(world, send):
+        group_for(world, send).sum_into(send, receive)
     elif world.size > 1:
         from mpi4py import MPI
-        world.comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
+        world.comm.Allreduce(MPI.IN_PLACE if send is receive else send, receive, op=MPI.SUM)
+    elif send is not receive:
+        receive[...] = send
+
+
+def sum_in_place(array: Any, world: World | None = None) -> None:
+    """``array`` <- the elementwise sum of every rank's ``array``. Used by DistributedDataParallel's buckets."""
+    sum_into(array, array, world)
 
 
 def broadcast_in_place(array: Any, src: int = 0, world: World | None = None) -> None:
@@ -56,12 +63,13 @@ def broadcast_in_place(array: Any, src: int = 0, world: World | None = None) -> 
 
 # --------------------------------------------------------------------------------- public, checked
 def _unwrap(x: Any) -> tuple[Any, bool]:
-    """(a C-contiguous copy of the array behind ``x``, whether ``x`` was a Tensor)."""
+    """(the array behind ``x``, C-contiguous: itself when it already is, else a copy; whether ``x`` was a
+    Tensor). Callers never write into it."""
     if isinstance(x, Tensor):
-        return get_array_module(x.data).array(x.data, copy=True, order="C"), True
+        return get_array_module(x.data).asarray(x.data, order="C"), True
     if _is_gpu_array(x):
-        return get_array_module(x).array(x, copy=True, order="C"), False
-    return numpy.array(x, copy=True, order="C"), False
+        return get_array_module(x).asarray(x, order="C"), False
+    return numpy.asarray(x, order="C"), False
 
 
 def _rewrap(array: Any, as_tensor: bool) -> Any:
@@ -89,9 +97,10 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
     if op not in ("sum", "mean"):
         raise ValueError(f"tinydl.distributed.all_reduce: op must be 'sum' or 'mean', got {op!r}")
     world = init()
-    array, was_tensor = _unwrap(x)
-    _check_agreement(world, "all_reduce", array, same_shape=True)
-    sum_in_place(array, world)
+    mine, was_tensor = _unwrap(x)
+    _check_agreement(world, "all_reduce", mine, same_shape=True)
+    array = get_array_module(mine).empty_like(mine)
+    sum_into(mine, array, world)
     if op == "mean":
         array = array / world.size  # integers become floats
     return _rewrap(array, was_tensor)
@@ -102,8 +111,9 @@ def broadcast(x: Any, src: int = 0) -> Any:
     world = init()
     if not 0 <= src < world.size:
         raise ValueError(f"tinydl.distributed.broadcast: src={src} is not a rank of this world of {world.size}")
-    array, was_tensor = _unwrap(x)
-    _check_agreement(world, "broadcast", array, same_shape=True)
+    mine, was_tensor = _unwrap(x)
+    _check_agreement(world, "broadcast", mine, same_shape=True)
+    array = mine.copy()
     broadcast_in_place(array, src, world)
     return _rewrap(array, was_tensor)
 
@@ -118,15 +128,15 @@ def all_gather(x: Any) -> list[Any]:
     layout = _check_agreement(world, "all_gather", array, same_shape=False)
     sizes = [int(numpy.prod(shape, dtype=numpy.int64)) for shape, _ in layout]
     xp = get_array_module(array)
-    if world.size == 1:
-        rows = [array.reshape(-1)]
-    elif _uses_nccl(world, array):  # NCCL gathers equal counts: pad every rank's piece to the longest
+    if _uses_nccl(world, array):  # NCCL gathers equal counts: pad every rank's piece to the longest
         longest = max(sizes)
         send = xp.zeros(longest, dtype=array.dtype)
         send[:array.size] = array.reshape(-1)
         received = xp.empty((world.size, longest), dtype=array.dtype)
         group_for(world, array).gather_into(send, received)
         rows = list(received)
+    elif world.size == 1:
+        rows = [array.reshape(-1).copy()]
     else:
         received = numpy.empty(sum(sizes), dtype=array.dtype)
         world.comm.Allgatherv(array.reshape(-1), [received, sizes])

@@ -70,9 +70,10 @@ class NcclGroup:
         import cupy
         return cupy.cuda.get_current_stream().ptr
 
-    def sum_in_place(self, array: Any) -> None:
-        """array <- the sum of every rank's ``array`` (C-contiguous, same shape and dtype everywhere)."""
-        self._communicator.allReduce(array.data.ptr, array.data.ptr, array.size, self._type(array),
+    def sum_into(self, send: Any, receive: Any) -> None:
+        """receive <- the sum of every rank's ``send`` (C-contiguous, same shape and dtype everywhere; ``receive``
+        may be ``send`` itself)."""
+        self._communicator.allReduce(send.data.ptr, receive.data.ptr, send.size, self._type(send),
                                      self._nccl.NCCL_SUM, self._stream())
 
     def broadcast_in_place(self, array: Any, src: int) -> None:
