@@ -28,7 +28,7 @@ import time
 from typing import Any, Iterator
 
 from ..autograd import Function, is_grad_enabled, queue_callback
-from ..backend import get_array_module
+from ..backend import device_of, get_array_module
 from ..nn.module import Module
 from ..tensor import Tensor
 from .buckets import Bucket, plan_buckets
@@ -104,8 +104,7 @@ class DistributedDataParallel(Module):
         """Copy rank 0's parameters and buffers into every rank's replica."""
         if self._world.size == 1:
             return
-        tensors = [param for param in self.module.parameters()] + [buffer for buffer in self.module.buffers()]
-        for tensor in tensors:
+        for tensor in [*self.module.parameters(), *self.module.buffers()]:
             xp = get_array_module(tensor.data)
             contiguous = xp.ascontiguousarray(tensor.data)
             broadcast_in_place(contiguous, 0, self._world)
@@ -132,7 +131,7 @@ class DistributedDataParallel(Module):
     def _current_buckets(self) -> list[Bucket]:
         """The buckets for the parameters as they are now (re-planned if the model moved or changed dtype)."""
         params = [param for param in self.module.parameters() if param.requires_grad]
-        signature = tuple((id(p), p.data.shape, p.data.dtype.str, type(p.data).__module__) for p in params)
+        signature = tuple((id(p), p.data.shape, p.data.dtype.str, str(device_of(p.data))) for p in params)
         if signature != self._bucket_signature:
             self._buckets = plan_buckets(params, int(self.bucket_mb * _MEGABYTE))
             self._bucket_signature = signature
