@@ -52,3 +52,23 @@ def test_ddp_buckets_on_the_gpu_keep_the_gradients_of_the_cpu(nccl):
     assert len(ddp._buckets) == 4  # the reduction ran, one bucket per parameter
     for mine, reference in zip(gpu.parameters(), cpu.parameters()):
         np.testing.assert_allclose(mine.grad.data.get(), reference.grad.data, rtol=1e-12, atol=1e-14)
+
+
+def test_buckets_and_collectives_work_on_the_gpu_of_their_arrays(nccl):
+    import cupy
+    if cupy.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("needs two GPUs")
+    ddp = dist.DistributedDataParallel(nn.Linear(3, 2).to("cuda:0"))
+    x = tinydl.tensor(np.ones((2, 3), dtype=np.float32))
+    ddp(x.to("cuda:0")).sum().backward()
+    assert ddp._buckets[0].buffer.device.id == 0
+    ddp.zero_grad()
+    ddp.to("cuda:1")
+    ddp(x.to("cuda:1")).sum().backward()
+    assert ddp._buckets[0].buffer.device.id == 1
+    np.testing.assert_array_equal(ddp.module.weight.grad.data.get(), np.full((2, 3), 2.0, dtype=np.float32))
+    with cupy.cuda.Device(1):
+        on_second = cupy.arange(4.0)
+    for result in (dist.all_reduce(on_second, op="mean"), dist.broadcast(on_second), dist.all_gather(on_second)[0]):
+        assert result.device.id == 1  # made on the input's GPU, while GPU 0 is the current one
+        np.testing.assert_array_equal(result.get(), np.arange(4.0))

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..backend import device_of, get_array_module, to_device
+from ..backend import device_of, device_scope, get_array_module, to_device
 from ..nn.parameter import Parameter
 from ..tensor import Tensor
 
@@ -86,5 +86,6 @@ def plan_buckets(params: list[Parameter], bucket_bytes: int) -> list[Bucket]:
     for group in groups:
         first = group[0].data
         size = sum(param.data.size for param in group) + len(group)
-        buckets.append(Bucket(group, get_array_module(first).zeros(size, dtype=first.dtype)))
+        with device_scope(first):
+            buckets.append(Bucket(group, get_array_module(first).zeros(size, dtype=first.dtype)))
     return buckets

@@ -12,11 +12,12 @@ mismatch raises a ValueError on every rank, naming each rank's shape and dtype, 
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import numpy
 
-from ..backend import get_array_module
+from ..backend import device_scope, get_array_module
 from ..tensor import Tensor
 from .nccl import group_for, nccl_available
 from .world import World, init
@@ -39,7 +40,8 @@ def sum_into(send: Any, receive: Any, world: World | None = None) -> None:
     every rank, not checked; ``receive`` may be ``send`` itself, for a sum in place)."""
     world = world or init()
     if _uses_nccl(world, send):
-        group_for(world, send).sum_into(send, receive)
+        with device_scope(send):
+            group_for(world, send).sum_into(send, receive)
     elif world.size > 1:
         from mpi4py import MPI
         world.comm.Allreduce(MPI.IN_PLACE if send is receive else send, receive, op=MPI.SUM)
@@ -56,7 +58,8 @@ def broadcast_in_place(array: Any, src: int = 0, world: World | None = None) -> 
     """``array`` <- rank ``src``'s ``array`` (C-contiguous; same shape and dtype on every rank, not checked)."""
     world = world or init()
     if _uses_nccl(world, array):
-        group_for(world, array).broadcast_in_place(array, src)
+        with device_scope(array):
+            group_for(world, array).broadcast_in_place(array, src)
     elif world.size > 1:
         world.comm.Bcast(array, root=src)
 
@@ -89,6 +92,17 @@ def _check_agreement(world: World, op: str, array: Any, same_shape: bool) -> lis
     return [(shape, dtype) for shape, dtype, _ in everyone]
 
 
+def _on_the_device_of_x(collective: Callable[..., Any]) -> Callable[..., Any]:
+    """``collective(x, ...)`` run in the device scope of ``x``: CuPy allocates and enqueues work on the *current*
+    GPU, and the result (and NCCL's stream) must be those of the GPU that holds ``x``."""
+    @functools.wraps(collective)
+    def run(x: Any, *args: Any, **kwargs: Any) -> Any:
+        with device_scope(x.data if isinstance(x, Tensor) else x):
+            return collective(x, *args, **kwargs)
+    return run
+
+
+@_on_the_device_of_x
 def all_reduce(x: Any, op: str = "sum") -> Any:
     """The elementwise sum (``op="sum"``) or mean (``op="mean"``) of ``x`` over all ranks, on every rank.
 
@@ -106,6 +120,7 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
     return _rewrap(array, was_tensor)
 
 
+@_on_the_device_of_x
 def broadcast(x: Any, src: int = 0) -> Any:
     """Rank ``src``'s ``x``, on every rank (every rank passes an ``x`` of the same shape and dtype)."""
     world = init()
@@ -118,6 +133,7 @@ def broadcast(x: Any, src: int = 0) -> Any:
     return _rewrap(array, was_tensor)
 
 
+@_on_the_device_of_x
 def all_gather(x: Any) -> list[Any]:
     """Every rank's ``x``, in rank order, on every rank: ``[x of rank 0, x of rank 1, ...]``.
 

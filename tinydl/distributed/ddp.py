@@ -28,7 +28,7 @@ import time
 from typing import Any, Iterator
 
 from ..autograd import Function, is_grad_enabled, queue_callback
-from ..backend import device_of, get_array_module
+from ..backend import device_of, device_scope, get_array_module
 from ..nn.module import Module
 from ..tensor import Tensor
 from .buckets import Bucket, plan_buckets
@@ -105,11 +105,11 @@ class DistributedDataParallel(Module):
         if self._world.size == 1:
             return
         for tensor in [*self.module.parameters(), *self.module.buffers()]:
-            xp = get_array_module(tensor.data)
-            contiguous = xp.ascontiguousarray(tensor.data)
-            broadcast_in_place(contiguous, 0, self._world)
-            if contiguous is not tensor.data:
-                tensor.data[...] = contiguous
+            with device_scope(tensor.data):
+                contiguous = get_array_module(tensor.data).ascontiguousarray(tensor.data)
+                broadcast_in_place(contiguous, 0, self._world)
+                if contiguous is not tensor.data:
+                    tensor.data[...] = contiguous
 
     # --------------------------------------------------------------------------------------- every step
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -144,7 +144,8 @@ class DistributedDataParallel(Module):
         world = self._world
         if world.size > 1 or any(type(p.data).__module__.startswith("cupy") for p in self.module.parameters()):
             for bucket in self._current_buckets():
-                bucket.average(lambda buffer: sum_in_place(buffer, world), world.size)
+                with device_scope(bucket.buffer):  # work on the bucket's GPU, whichever is current
+                    bucket.average(lambda buffer: sum_in_place(buffer, world), world.size)
         self.reduction_seconds += time.perf_counter() - start
 
     @contextlib.contextmanager
