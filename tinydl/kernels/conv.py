@@ -15,17 +15,80 @@ each image's (O x L) block separately, so converting between the two layouts cop
 element-wise transposition), and each chunk then needs a single matrix product: few, large BLAS calls keep both
 cores busy, also on a loaded machine where many small calls stall on their threads. An input gradient is never
 computed unless asked for: the three functions are independent.
+
+Two algorithms compute these: im2col (above), the general path, and Winograd F(4x4, 3x3) or F(2x2, 3x3)
+(:mod:`.winograd`) for 3x3, stride-1, dilation-1, one-group convolutions. ``algorithm="auto"`` (the default) takes
+Winograd F(4x4, 3x3) on NumPy where it was measured faster (:func:`winograd_pays`); :func:`set_conv_algorithm` or
+the environment variable ``TINYDL_CONV_ALGORITHM`` forces one (``"im2col"``, ``"winograd"`` = F(4x4, 3x3),
+``"winograd2x2"``), and forcing Winograd on a convolution it cannot compute raises an error naming its geometry.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 from ..backend import get_array_module
 from .chunking import batch_chunks
 from .geometry import Conv2dGeometry
 from .im2col import col2im, im2col, pad_channels_last, spare_rows
+from .winograd import (TILES, WinogradTile, unsupported_reason, winograd_forward, winograd_input_grad,
+                       winograd_weight_grad)
 
-__all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad"]
+__all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad", "set_conv_algorithm", "get_conv_algorithm",
+           "ALGORITHMS", "winograd_pays"]
+
+ALGORITHMS = ("auto", "im2col", "winograd", "winograd2x2")
+_FORCED_TILES = {"winograd": TILES["winograd4x4"], "winograd2x2": TILES["winograd2x2"]}
+
+
+def _checked_algorithm(name: str, source: str) -> str:
+    if name not in ALGORITHMS:
+        raise ValueError(f"conv2d: unknown convolution algorithm {name!r} (from {source}); choose one of "
+                         f"{', '.join(ALGORITHMS)}")
+    return name
+
+
+_algorithm = _checked_algorithm(os.environ.get("TINYDL_CONV_ALGORITHM", "auto"), "TINYDL_CONV_ALGORITHM")
+
+
+def set_conv_algorithm(name: str) -> str:
+    """Use ``name`` (one of :data:`ALGORITHMS`) for every following convolution; returns the previous choice."""
+    global _algorithm
+    previous, _algorithm = _algorithm, _checked_algorithm(name, "set_conv_algorithm")
+    return previous
+
+
+def get_conv_algorithm() -> str:
+    """The current choice: ``"auto"``, ``"im2col"``, ``"winograd"`` or ``"winograd2x2"``."""
+    return _algorithm
+
+
+def winograd_pays(xp: Any, channels: int, out_channels: int, out_h: int, out_w: int) -> bool:
+    """Whether F(4x4, 3x3) beats im2col, as measured on the 2-core development machine (CPU time per call, batch
+    64, one thread, ``benchmarks/bench_winograd.py``): it takes 0.5-0.8x im2col's time from 12x12 outputs and 8
+    channels on (0.5x for 64->128 at 16x16), but up to 3x *more* on 4x4 and 2x2 outputs, where most of a 6x6 tile
+    is padding, and about the same with 3 input channels. On a GPU (untuned) im2col stays the default."""
+    return xp.__name__ == "numpy" and min(out_h, out_w) >= 12 and min(channels, out_channels) >= 8
+
+
+def _winograd_tile(xp: Any, input_shape: Sequence[int], weight_shape: Sequence[int],
+                   geometry: Conv2dGeometry) -> WinogradTile | None:
+    """The Winograd algorithm to use for this convolution, or None for im2col."""
+    if _algorithm == "im2col":
+        return None
+    reason = unsupported_reason(weight_shape, geometry)
+    if _algorithm != "auto":
+        if reason is not None:
+            raise ValueError(f"conv2d: the convolution algorithm is forced to {_algorithm!r}, but Winograd "
+                             f"F(m x m, 3x3) cannot compute this convolution (input shape {tuple(input_shape)}, "
+                             f"weight shape {tuple(weight_shape)}, stride {geometry.stride}, padding "
+                             f"{geometry.padding}, dilation {geometry.dilation}, groups={geometry.groups}): "
+                             f"{reason}")
+        return _FORCED_TILES[_algorithm]
+    if reason is not None:
+        return None
+    out_h, out_w = geometry.output_size(input_shape[2], input_shape[3], (3, 3))
+    return TILES["winograd4x4"] if winograd_pays(xp, input_shape[1], weight_shape[0], out_h, out_w) else None
 
 
 class _Layout:
@@ -92,6 +155,9 @@ def conv2d_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> 
     """y[b, o] = bias[o] + sum over (c, i, j) of w[o, c, i, j] x_padded[b, g*Cg + c, oh*sh + i*dh, ow*sw + j*dw]
     for o in group g: Y_g = W_g @ cols_g^T per chunk, then Y's rows copied (plus the bias) into the images."""
     xp = get_array_module(x)
+    tile = _winograd_tile(xp, x.shape, weight.shape, geometry)
+    if tile is not None:
+        return winograd_forward(x, weight, bias, geometry, tile)
     layout = _Layout(xp, x.shape, weight.shape, geometry, x.dtype)
     rows = layout.weight_rows(weight)
     y = xp.empty(layout.output_shape, x.dtype)
@@ -110,6 +176,9 @@ def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int],
     """gx = col2im(gcols) with gcols_g = GY_g^T @ W_g: every patch receives the weight rows scaled by the output
     gradient at its position, and col2im adds the patches back onto the input."""
     xp = get_array_module(grad_output)
+    tile = _winograd_tile(xp, input_shape, weight.shape, geometry)
+    if tile is not None:
+        return winograd_input_grad(grad_output, weight, input_shape, geometry, tile)
     layout = _Layout(xp, input_shape, weight.shape, geometry, grad_output.dtype)
     rows = layout.weight_rows(weight)
     (top, _), (left, _) = geometry.padding
@@ -133,6 +202,9 @@ def conv2d_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], ge
     """gW_g = sum over chunks of GY_g @ cols_g: the correlation of the output gradient with the input patches,
     summed over the batch."""
     xp = get_array_module(x)
+    tile = _winograd_tile(xp, x.shape, weight_shape, geometry)
+    if tile is not None:
+        return winograd_weight_grad(x, grad_output, weight_shape, geometry, tile)
     layout = _Layout(xp, x.shape, weight_shape, geometry, x.dtype)
     total = xp.zeros((layout.groups, layout.out_per_group, layout.patch), x.dtype)
     product = xp.empty_like(total)
