@@ -74,19 +74,19 @@ LAYER_SHAPES = [  # (input shape, out channels): the benchmarks' and examples' 3
 @pytest.mark.parametrize("tile", TILES, ids=lambda t: t.name)
 @pytest.mark.parametrize("input_shape, out_channels", LAYER_SHAPES)
 def test_float32_error_bound(tile, input_shape, out_channels):
-    """Each kernel in float32 against im2col in float64: max error / max |value| within FLOAT32_BOUND."""
+    """Each kernel in float32 against im2col in float64 (the plain path): max error / max |value| within FLOAT32_BOUND."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(input_shape)
     weight = rng.standard_normal((out_channels, input_shape[1], 3, 3))
     geometry = Conv2dGeometry(padding=((1, 1), (1, 1)))
     grad_output = rng.standard_normal((input_shape[0], out_channels, *input_shape[2:]))
     pairs = [(winograd.winograd_forward(x.astype(np.float32), weight.astype(np.float32), None, geometry, tile),
-              conv_kernels.conv2d_forward(x, weight, None, geometry)),
+              conv_kernels.im2col_forward(x, weight, None, geometry)),
              (winograd.winograd_input_grad(grad_output.astype(np.float32), weight.astype(np.float32), x.shape,
-                                           geometry, tile), conv_kernels.conv2d_input_grad(grad_output, weight,
+                                           geometry, tile), conv_kernels.im2col_input_grad(grad_output, weight,
                                                                                           x.shape, geometry)),
              (winograd.winograd_weight_grad(x.astype(np.float32), grad_output.astype(np.float32), weight.shape,
-                                            geometry, tile), conv_kernels.conv2d_weight_grad(x, grad_output,
+                                            geometry, tile), conv_kernels.im2col_weight_grad(x, grad_output,
                                                                                             weight.shape, geometry))]
     for name, (ours, exact) in zip(["forward", "input gradient", "weight gradient"], pairs):
         assert ours.dtype == np.float32, name

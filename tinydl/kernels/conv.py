@@ -35,7 +35,7 @@ from .winograd import (TILES, WinogradTile, unsupported_reason, winograd_forward
                        winograd_weight_grad)
 
 __all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad", "set_conv_algorithm", "get_conv_algorithm",
-           "ALGORITHMS", "winograd_pays"]
+           "ALGORITHMS", "winograd_pays", "im2col_forward", "im2col_input_grad", "im2col_weight_grad"]
 
 ALGORITHMS = ("auto", "im2col", "winograd", "winograd2x2")
 _FORCED_TILES = {"winograd": TILES["winograd4x4"], "winograd2x2": TILES["winograd2x2"]}
@@ -151,13 +151,10 @@ class _Layout:
         return y[part].reshape(part.stop - part.start, self.groups, self.out_per_group, self.positions)
 
 
-def conv2d_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
+def im2col_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
     """y[b, o] = bias[o] + sum over (c, i, j) of w[o, c, i, j] x_padded[b, g*Cg + c, oh*sh + i*dh, ow*sw + j*dw]
     for o in group g: Y_g = W_g @ cols_g^T per chunk, then Y's rows copied (plus the bias) into the images."""
     xp = get_array_module(x)
-    tile = _winograd_tile(xp, x.shape, weight.shape, geometry)
-    if tile is not None:
-        return winograd_forward(x, weight, bias, geometry, tile)
     layout = _Layout(xp, x.shape, weight.shape, geometry, x.dtype)
     rows = layout.weight_rows(weight)
     y = xp.empty(layout.output_shape, x.dtype)
@@ -172,13 +169,10 @@ def conv2d_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> 
     return y
 
 
-def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+def im2col_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
     """gx = col2im(gcols) with gcols_g = GY_g^T @ W_g: every patch receives the weight rows scaled by the output
     gradient at its position, and col2im adds the patches back onto the input."""
     xp = get_array_module(grad_output)
-    tile = _winograd_tile(xp, input_shape, weight.shape, geometry)
-    if tile is not None:
-        return winograd_input_grad(grad_output, weight, input_shape, geometry, tile)
     layout = _Layout(xp, input_shape, weight.shape, geometry, grad_output.dtype)
     rows = layout.weight_rows(weight)
     (top, _), (left, _) = geometry.padding
@@ -198,13 +192,10 @@ def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int],
     return grad_input
 
 
-def conv2d_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+def im2col_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
     """gW_g = sum over chunks of GY_g @ cols_g: the correlation of the output gradient with the input patches,
     summed over the batch."""
     xp = get_array_module(x)
-    tile = _winograd_tile(xp, x.shape, weight_shape, geometry)
-    if tile is not None:
-        return winograd_weight_grad(x, grad_output, weight_shape, geometry, tile)
     layout = _Layout(xp, x.shape, weight_shape, geometry, x.dtype)
     total = xp.zeros((layout.groups, layout.out_per_group, layout.patch), x.dtype)
     product = xp.empty_like(total)
@@ -215,3 +206,27 @@ def conv2d_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], ge
         xp.matmul(grad_rows, cols.transpose(1, 0, 2), out=product)
         total += product
     return layout.weight_from_rows(total)
+
+
+def conv2d_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
+    """y = conv2d(x, weight, bias), by Winograd or im2col (see :func:`set_conv_algorithm`)."""
+    tile = _winograd_tile(get_array_module(x), x.shape, weight.shape, geometry)
+    if tile is None:
+        return im2col_forward(x, weight, bias, geometry)
+    return winograd_forward(x, weight, bias, geometry, tile)
+
+
+def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+    """gx for an output gradient gy, by Winograd or im2col (see :func:`set_conv_algorithm`)."""
+    tile = _winograd_tile(get_array_module(grad_output), input_shape, weight.shape, geometry)
+    if tile is None:
+        return im2col_input_grad(grad_output, weight, input_shape, geometry)
+    return winograd_input_grad(grad_output, weight, input_shape, geometry, tile)
+
+
+def conv2d_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+    """gW for an output gradient gy, by Winograd or im2col (see :func:`set_conv_algorithm`)."""
+    tile = _winograd_tile(get_array_module(x), x.shape, weight_shape, geometry)
+    if tile is None:
+        return im2col_weight_grad(x, grad_output, weight_shape, geometry)
+    return winograd_weight_grad(x, grad_output, weight_shape, geometry, tile)
