@@ -71,7 +71,8 @@ class Gelu(Function):
     """y = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2 the normal CDF;
     dx = gy * (Phi(x) + x * phi(x)) with phi(x) = e^(-x^2/2) / sqrt(2 pi).
 
-    The forward keeps Phi(x) for a plain backward (erf is the costly part); a backward that is itself being
+    The forward keeps Phi(x) for a plain backward (erf is the costly part), which then runs on raw arrays in one
+    scratch array: t = x^2, t = e^(-t/2) / sqrt(2 pi), t *= x, t += Phi, t *= gy. A backward that is itself being
     differentiated recomputes Phi with tinydl ops, so that its dependence on x is part of the graph.
     """
 
@@ -83,12 +84,24 @@ class Gelu(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
-        if is_grad_enabled():
-            cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
-        else:
-            cdf = constant(self.cdf)
+        if not is_grad_enabled():
+            return constant(self._plain_backward(x.data, gy.data))
+        cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
         density = exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return gy * (cdf + x * density)
+
+
+    def _plain_backward(self, x, gy):
+        """gy * (Phi(x) + x phi(x)) on arrays, in one scratch array of x's size."""
+        xp = get_array_module(x)
+        slope = xp.multiply(x, x, out=xp.empty_like(x))             # an array also when x is 0-d
+        slope *= x.dtype.type(-0.5)
+        xp.exp(slope, out=slope)
+        slope *= x.dtype.type(1 / math.sqrt(2 * math.pi))           # phi(x)
+        slope *= x
+        slope += self.cdf
+        slope *= gy
+        return slope
 
 
 class Softmax(Function):
