@@ -6,7 +6,7 @@ import math
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..tensor import Tensor
-from ..kernels.special import erf as erf_kernel
+from ..kernels.special import gelu_and_cdf
 from .elementwise import constant, erf, exp
 from ._dims import normalize_dim
 from .reduction import sum
@@ -77,10 +77,10 @@ class Gelu(Function):
     """
 
     def forward(self, x):
-        cdf = 0.5 * (1 + erf_kernel(x * x.dtype.type(1 / math.sqrt(2))))
+        y, cdf = gelu_and_cdf(x)
         if any(self.needs_input_grad):
             self.cdf = cdf
-        return (x * cdf).astype(x.dtype, copy=False)
+        return y
 
     def backward(self, gy):
         x = self.inputs[0]
