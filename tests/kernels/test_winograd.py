@@ -115,6 +115,7 @@ def test_conv2d_forced_to_winograd_matches_im2col_and_gradchecks(algorithm, forc
 
 
 def test_the_automatic_choice_takes_winograd_where_it_pays(algorithm, monkeypatch):
+    monkeypatch.setattr(conv_kernels, "blas_threads", lambda: 1)
     calls = []
     real = conv_kernels.winograd_forward
     monkeypatch.setattr(conv_kernels, "winograd_forward", lambda *args: calls.append(args[1].shape) or real(*args))
@@ -126,6 +127,16 @@ def test_the_automatic_choice_takes_winograd_where_it_pays(algorithm, monkeypatc
     conv2d(Tensor(np.ones((1, 16, 20, 20))), Tensor(np.ones((16, 16, 3, 3))), stride=2)  # unsupported: im2col
     assert calls == [(128, 64, 3, 3)]
     assert conv_kernels.winograd_pays(np, 64, 128, 16, 16) and not conv_kernels.winograd_pays(np, 3, 64, 32, 32)
+    assert not conv_kernels.winograd_pays(np, 64, 128, 16, 16, threads=2)
+
+
+def test_the_blas_thread_count_is_read_from_the_environment(monkeypatch):
+    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert conv_kernels.blas_threads() == 3
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert conv_kernels.blas_threads() == 1
 
 
 @pytest.mark.parametrize("kwargs, weight_shape, named", [

@@ -43,7 +43,8 @@ class Relu(Function):
     """y = max(x, 0);  dx = gy * [x > 0]."""
 
     def forward(self, x):
-        self.mask = x > 0
+        if self.needs_input_grad[0]:
+            self.mask = x > 0
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):

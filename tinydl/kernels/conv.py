@@ -18,7 +18,7 @@ computed unless asked for: the three functions are independent.
 
 Two algorithms compute these: im2col (above), the general path, and Winograd F(4x4, 3x3) or F(2x2, 3x3)
 (:mod:`.winograd`) for 3x3, stride-1, dilation-1, one-group convolutions. ``algorithm="auto"`` (the default) takes
-Winograd F(4x4, 3x3) on NumPy where it was measured faster (:func:`winograd_pays`); :func:`set_conv_algorithm` or
+Winograd F(4x4, 3x3) on NumPy where it was measured faster (:func:`winograd_pays`: single-threaded BLAS only); :func:`set_conv_algorithm` or
 the environment variable ``TINYDL_CONV_ALGORITHM`` forces one (``"im2col"``, ``"winograd"`` = F(4x4, 3x3),
 ``"winograd2x2"``), and forcing Winograd on a convolution it cannot compute raises an error naming its geometry.
 """
@@ -35,7 +35,7 @@ from .winograd import (TILES, WinogradTile, unsupported_reason, winograd_forward
                        winograd_weight_grad)
 
 __all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad", "set_conv_algorithm", "get_conv_algorithm",
-           "ALGORITHMS", "winograd_pays", "im2col_forward", "im2col_input_grad", "im2col_weight_grad"]
+           "ALGORITHMS", "winograd_pays", "blas_threads", "im2col_forward", "im2col_input_grad", "im2col_weight_grad"]
 
 ALGORITHMS = ("auto", "im2col", "winograd", "winograd2x2")
 _FORCED_TILES = {"winograd": TILES["winograd4x4"], "winograd2x2": TILES["winograd2x2"]}
@@ -63,12 +63,26 @@ def get_conv_algorithm() -> str:
     return _algorithm
 
 
-def winograd_pays(xp: Any, channels: int, out_channels: int, out_h: int, out_w: int) -> bool:
-    """Whether F(4x4, 3x3) beats im2col, as measured on the 2-core development machine (CPU time per call, batch
-    64, one thread, ``benchmarks/bench_winograd.py``): it takes 0.5-0.8x im2col's time from 12x12 outputs and 8
-    channels on (0.5x for 64->128 at 16x16), but up to 3x *more* on 4x4 and 2x2 outputs, where most of a 6x6 tile
-    is padding, and about the same with 3 input channels. On a GPU (untuned) im2col stays the default."""
-    return xp.__name__ == "numpy" and min(out_h, out_w) >= 12 and min(channels, out_channels) >= 8
+def blas_threads() -> int:
+    """How many threads NumPy's BLAS was started with, as its environment variables say (every core when none is
+    set): OpenBLAS reads ``OPENBLAS_NUM_THREADS``, then ``OMP_NUM_THREADS``; MKL ``MKL_NUM_THREADS``."""
+    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.strip().isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def winograd_pays(xp: Any, channels: int, out_channels: int, out_h: int, out_w: int, threads: int = 1) -> bool:
+    """Whether F(4x4, 3x3) beats im2col, as measured on the 2-core development machine
+    (``benchmarks/bench_winograd.py``). With one BLAS thread (CPU time per call, batch 64) it takes 0.5-0.8x
+    im2col's time from 12x12 outputs and 8 channels on (0.5x for 64->128 at 16x16), but up to 3x *more* on 4x4 and
+    2x2 outputs, where most of a 6x6 tile is padding, and about the same with 3 input channels. With two BLAS
+    threads on the shared machine (load 9 on 2 cores) it was 2.5-4x *slower* than im2col: its a*a GEMMs per chunk
+    each hand work to the BLAS threads, and on a busy machine every hand-off waits to be scheduled (im2col makes
+    one GEMM per chunk). So it is chosen only with one BLAS thread. On a GPU (untuned) im2col stays the default."""
+    return (xp.__name__ == "numpy" and threads == 1 and min(out_h, out_w) >= 12
+            and min(channels, out_channels) >= 8)
 
 
 def _winograd_tile(xp: Any, input_shape: Sequence[int], weight_shape: Sequence[int],
@@ -88,7 +102,8 @@ def _winograd_tile(xp: Any, input_shape: Sequence[int], weight_shape: Sequence[i
     if reason is not None:
         return None
     out_h, out_w = geometry.output_size(input_shape[2], input_shape[3], (3, 3))
-    return TILES["winograd4x4"] if winograd_pays(xp, input_shape[1], weight_shape[0], out_h, out_w) else None
+    pays = winograd_pays(xp, input_shape[1], weight_shape[0], out_h, out_w, blas_threads())
+    return TILES["winograd4x4"] if pays else None
 
 
 class _Layout:
