@@ -1,6 +1,6 @@
 """Peak memory that training adds over the model's own: tinydl against PyTorch, each in its own process.
 
-    python benchmarks/bench_memory.py [--steps N] [--threads N] [--only cnn|lstm|transformer]
+    python benchmarks/bench_memory.py [--steps N] [--threads N] [--only cnn|lstm|transformer] [--quick]
 
 For each model (the article's CIFAR-10 CNN at batch 64, the char-LSTM and the GPT of bench_sequence_models.py at
 batch 32) and each framework, a fresh Python process builds the model, its Adam optimizer and one batch, records
@@ -35,6 +35,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3, help="training steps per process (default: 3)")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads (default: 2)")
     parser.add_argument("--only", choices=MODELS, help="one model only")
+    parser.add_argument("--quick", action="store_true", help="one step per process: a smoke run")
     parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -197,6 +198,8 @@ def measure(framework: str, model_name: str, arguments: argparse.Namespace) -> d
 
 def main() -> None:
     arguments = parse_arguments()
+    if arguments.quick:
+        arguments.steps = 1
     if arguments.child:
         child(*arguments.child, arguments.steps)
         return

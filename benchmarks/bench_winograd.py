@@ -1,6 +1,6 @@
 """Where Winograd convolution beats im2col: the crossover that ``tinydl.kernels.conv.winograd_pays`` encodes.
 
-    python benchmarks/bench_winograd.py [--threads N] [--trials N] [--clock wall|cpu]
+    python benchmarks/bench_winograd.py [--threads N] [--trials N] [--clock wall|cpu] [--quick]
 
 For 3x3, stride-1, padding-1 convolutions over a grid of (batch, in channels, out channels, side), each row gives
 the time of im2col, Winograd F(2x2, 3x3) and F(4x4, 3x3) for the forward pass, the input gradient and the weight
@@ -24,7 +24,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="threads for NumPy's BLAS (default: 1)")
     parser.add_argument("--trials", type=int, default=5, help="timed trials per kernel (default: 5)")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="what to time (default: cpu)")
-    return parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="one trial of two shapes: a smoke run")
+    arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.trials = 1
+    return arguments
 
 
 ARGS = parse_arguments()
@@ -60,7 +64,7 @@ def main() -> None:
           f"{ARGS.trials}; ms for im2col / F(2x2) / F(4x4), then F(4x4)/im2col")
     print(f"{'batch, in, out, side':<22} {'forward':>20} {'input grad':>20} {'weight grad':>20}   ratios")
     rng = np.random.default_rng(0)
-    for batch, channels, out_channels, side in SHAPES:
+    for batch, channels, out_channels, side in SHAPES[:2] if ARGS.quick else SHAPES:
         x = rng.standard_normal((batch, channels, side, side), dtype=np.float32)
         weight = rng.standard_normal((out_channels, channels, 3, 3), dtype=np.float32)
         grad = rng.standard_normal((batch, out_channels, side, side), dtype=np.float32)
