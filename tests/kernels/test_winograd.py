@@ -160,9 +160,13 @@ def test_an_unknown_algorithm_is_refused(algorithm):
 def test_the_environment_variable_chooses_the_algorithm():
     root = Path(__file__).resolve().parents[2]
     script = "from tinydl.kernels.conv import get_conv_algorithm; print(get_conv_algorithm())"
-    environment = dict(os.environ, PYTHONPATH=str(root), TINYDL_CONV_ALGORITHM="im2col")
+    environment = dict(os.environ, PYTHONPATH=str(root))
+    environment.pop("TINYDL_CONV_ALGORITHM", None)
     done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
-    assert done.stdout.strip() == "im2col", done.stderr
+    assert done.stdout.strip() == "im2col", done.stderr      # the default
+    environment["TINYDL_CONV_ALGORITHM"] = "auto"
+    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
+    assert done.stdout.strip() == "auto", done.stderr
     environment["TINYDL_CONV_ALGORITHM"] = "bogus"
     done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
     assert done.returncode != 0 and "TINYDL_CONV_ALGORITHM" in done.stderr
