@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from numpy import ndarray as _ndarray
 
-from . import anomaly as _anomaly
+from . import anomaly as _anomaly, versions as _versions
+from .backend import _NO_SCOPE, device_scope
 from .anomaly import _state as _anomaly_state, active_threads as _anomaly_threads  # tinydl.detect_anomaly
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,9 +106,17 @@ class Function:
     Inside both, ``self.needs_input_grad`` tells which inputs need a gradient; inside backward, ``self.inputs``
     are the input Tensors and ``self.output(i)`` the i-th output Tensor. A Function whose backward is a raw kernel
     sets ``once_differentiable = True``: the engine then refuses to build a graph through its backward.
+
+    What backward reads, checked against in-place changes (:mod:`tinydl.versions`): ``saved_inputs``, the
+    positions of the inputs whose values it reads (None: all, the safe default), and ``saves_outputs``, whether
+    it reads its outputs. An op whose outputs are views of its input 0 sets ``returns_view``.
     """
 
     once_differentiable = False
+    saved_inputs: tuple[int, ...] | None = None
+    saves_outputs = True
+    returns_view = False
+    _saved_versions: list[int] | None = None
 
     @property
     def name(self) -> str:
@@ -133,7 +142,11 @@ class Function:
         record = True in needs and _grad_mode.enabled
         self.needs_input_grad = needs if record else (False,) * len(needs)
         try:
-            result = self.forward(*arrays)
+            if arrays and type(arrays[0]) is not _ndarray:
+                with device_scope(arrays[0]):  # a GPU array: compute on its GPU
+                    result = self.forward(*arrays)
+            else:
+                result = self.forward(*arrays)
         except (ValueError, TypeError) as error:
             raise _named_error(self, error, arrays) from error
         if _anomaly_threads and _anomaly_state.enabled:
@@ -153,6 +166,10 @@ class Function:
             else:
                 self._outputs = [weakref.ref(outputs)]
                 outputs._attach(self, 0)
+            if self.saves_outputs or self.saved_inputs != ():
+                self._saved_versions = _versions.record(self, inputs, outputs)
+        if self.returns_view:
+            _versions.share(inputs[0], outputs, record)
         return outputs
 
     def output(self, index: int = 0) -> "Tensor":
@@ -270,7 +287,7 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
         elif inputs is None and tensor.requires_grad:
             if not create_graph and tensor.grad is None:
                 # .grad must own writable memory that no other leaf shares (optimizers update it in place)
-                if id(gradient.data) in leaf_arrays or not getattr(gradient.data.flags, "writeable", True):
+                if id(gradient.data) in leaf_arrays or _is_broadcast_view(gradient.data):
                     gradient = _Tensor._from_array(gradient.data.copy())
                 else:
                     gradient = gradient.detach()
@@ -281,10 +298,12 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
     previous_mode = is_grad_enabled()
     _set_enabled(create_graph)
     try:
-        for output, gradient in zip(outputs, grad_outputs):
-            leaf_arrays.add(id(gradient.data))
-            if output.requires_grad:
-                deliver(output, gradient)
+        first = outputs[0].data if outputs else None
+        with device_scope(first) if first is not None and type(first) is not _ndarray else _NO_SCOPE:
+            for output, gradient in zip(outputs, grad_outputs):
+                leaf_arrays.add(id(gradient.data))
+                if output.requires_grad:
+                    deliver(output, gradient)
         for function in reversed(order):
             slot = pending.pop(function, None)
             if slot is None:
@@ -294,22 +313,35 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                 raise RuntimeError(
                     f"{function.name}: this op's backward is a fused kernel that is differentiable only once; "
                     "create_graph=True (a second derivative) is not supported through it")
-            if len(grads) > 1:
-                grads = [g if g is not None else _zeros(function, i) for i, g in enumerate(grads)]
-            if _anomaly_threads and _anomaly_state.enabled:
-                input_grads = _anomaly.run_backward(function, grads)
-            else:
-                input_grads = function.backward(*grads)
-            if type(input_grads) is not tuple:
-                input_grads = (input_grads,)
-            for tensor, gradient in zip(function.inputs, input_grads):
-                if gradient is not None and tensor.requires_grad:
-                    deliver(tensor, gradient)
+            if function._saved_versions is not None:
+                _versions.check(function)
+            first = function.inputs[0].data
+            with device_scope(first) if type(first) is not _ndarray else _NO_SCOPE:  # a GPU's work on that GPU
+                if len(grads) > 1:
+                    grads = [g if g is not None else _zeros(function, i) for i, g in enumerate(grads)]
+                if _anomaly_threads and _anomaly_state.enabled:
+                    input_grads = _anomaly.run_backward(function, grads)
+                else:
+                    input_grads = function.backward(*grads)
+                if type(input_grads) is not tuple:
+                    input_grads = (input_grads,)
+                for tensor, gradient in zip(function.inputs, input_grads):
+                    if gradient is not None and tensor.requires_grad:
+                        deliver(tensor, gradient)
             if not retain_graph:
                 function._release()
     finally:
         _set_enabled(previous_mode)
     return captured if inputs is not None else None
+
+
+def _is_broadcast_view(array: Any) -> bool:
+    """True for a view in which several elements share memory (a stride of 0 along an axis longer than 1, as
+    ``broadcast_to`` makes), or that NumPy marks read-only. CuPy arrays have no ``writeable`` flag and CuPy's
+    broadcast views are writable, so the strides are what tells."""
+    if not getattr(array.flags, "writeable", True):
+        return True
+    return any(stride == 0 and size > 1 for stride, size in zip(array.strides, array.shape))
 
 
 def _zeros(function: Function, index: int) -> "Tensor":
@@ -336,7 +368,9 @@ def _as_grad_list(outputs: Sequence["Tensor"], grad_outputs: Any) -> list["Tenso
                     f"backward: grad can be implicitly created only for scalar outputs, but the output has shape "
                     f"{tuple(output.shape)}; pass a gradient of that shape (or reduce the output, e.g. .sum())")
             from .backend import get_array_module
-            gradient = _Tensor._from_array(get_array_module(output.data).ones(output.shape, dtype=output.dtype))
+            with device_scope(output.data):
+                gradient = _Tensor._from_array(get_array_module(output.data).ones(output.shape,
+                                                                                  dtype=output.dtype))
         elif not isinstance(gradient, _Tensor):
             from .tensor import tensor as make_tensor
             gradient = make_tensor(gradient, dtype=output.dtype, device=output.device)

@@ -6,7 +6,8 @@ import math
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..tensor import Tensor
-from ..kernels.special import gelu_and_cdf
+from ..kernels.activation import gelu_backward, gelu_forward
+from ..kernels.softmax import softmax_backward, softmax_forward
 from .elementwise import constant, erf, exp
 from ._dims import normalize_dim
 from .reduction import sum
@@ -16,6 +17,8 @@ __all__ = ["tanh", "sigmoid", "relu", "leaky_relu", "gelu", "softmax", "log_soft
 
 class Tanh(Function):
     """y = tanh x;  dx = gy * (1 - y^2)."""
+
+    saved_inputs, saves_outputs = (), True
 
     def forward(self, x):
         return get_array_module(x).tanh(x)
@@ -28,6 +31,8 @@ class Tanh(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x), computed as e^x / (1 + e^x) for x < 0 so that neither branch overflows;
     dx = gy * y * (1 - y)."""
+
+    saved_inputs, saves_outputs = (), True
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -42,6 +47,8 @@ class Sigmoid(Function):
 class Relu(Function):
     """y = max(x, 0);  dx = gy * [x > 0]."""
 
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, x):
         if self.needs_input_grad[0]:
             self.mask = x > 0
@@ -53,6 +60,8 @@ class Relu(Function):
 
 class LeakyRelu(Function):
     """y = x for x > 0, slope * x otherwise;  dx = gy * (1 or slope)."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "leaky_relu"
 
@@ -72,13 +81,15 @@ class Gelu(Function):
     """y = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2 the normal CDF;
     dx = gy * (Phi(x) + x * phi(x)) with phi(x) = e^(-x^2/2) / sqrt(2 pi).
 
-    The forward keeps Phi(x) for a plain backward (erf is the costly part), which then runs on raw arrays in one
-    scratch array: t = x^2, t = e^(-t/2) / sqrt(2 pi), t *= x, t += Phi, t *= gy. A backward that is itself being
-    differentiated recomputes Phi with tinydl ops, so that its dependence on x is part of the graph.
+    Forward and plain backward run on raw arrays in :mod:`tinydl.kernels.activation` (one fused CUDA kernel each
+    on a GPU); the plain forward keeps Phi(x) for the backward (erf is the costly part). A backward that is itself
+    being differentiated is written with tinydl ops, so that its dependence on x is part of the graph.
     """
 
+    saved_inputs, saves_outputs = (0,), False
+
     def forward(self, x):
-        y, cdf = gelu_and_cdf(x)
+        y, cdf = gelu_forward(x)
         if any(self.needs_input_grad):
             self.cdf = cdf
         return y
@@ -86,46 +97,37 @@ class Gelu(Function):
     def backward(self, gy):
         x = self.inputs[0]
         if not is_grad_enabled():
-            return constant(self._plain_backward(x.data, gy.data))
+            return Tensor._from_array(gelu_backward(x.data, gy.data, self.cdf))
         cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
         density = exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return gy * (cdf + x * density)
 
 
-    def _plain_backward(self, x, gy):
-        """gy * (Phi(x) + x phi(x)) on arrays, in one scratch array of x's size."""
-        xp = get_array_module(x)
-        slope = xp.multiply(x, x, out=xp.empty_like(x))             # an array also when x is 0-d
-        slope *= x.dtype.type(-0.5)
-        xp.exp(slope, out=slope)
-        slope *= x.dtype.type(1 / math.sqrt(2 * math.pi))           # phi(x)
-        slope *= x
-        slope += self.cdf
-        slope *= gy
-        return slope
-
-
 class Softmax(Function):
     """y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``dim`` (m = max_j x_j keeps exp from overflowing);
-    dx = y * (gy - sum_j gy_j y_j)."""
+    dx = y * (gy - sum_j gy_j y_j). Raw-array forward and plain backward in :mod:`tinydl.kernels.softmax` (fused
+    row kernels on a GPU); a backward being differentiated is written with tinydl ops."""
+
+    saved_inputs, saves_outputs = (), True
 
     def __init__(self, dim: int):
         self.dim = dim
 
     def forward(self, x):
-        xp = get_array_module(x)
-        shifted = x - x.max(axis=self.dim, keepdims=True)
-        e = xp.exp(shifted, out=shifted)
-        e /= e.sum(axis=self.dim, keepdims=True)
-        return e
+        return softmax_forward(x, self.dim)
 
     def backward(self, gy):
         y = self.output()
+        if not is_grad_enabled():
+            return Tensor._from_array(softmax_backward(y.data, gy.data, self.dim))
         return y * (gy - sum(gy * y, self.dim, keepdim=True))
 
 
 class LogSoftmax(Function):
-    """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j."""
+    """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j (raw-array paths as
+    for :class:`Softmax`)."""
+
+    saved_inputs, saves_outputs = (), True
 
     name = "log_softmax"
 
@@ -133,11 +135,11 @@ class LogSoftmax(Function):
         self.dim = dim
 
     def forward(self, x):
-        xp = get_array_module(x)
-        shifted = x - x.max(axis=self.dim, keepdims=True)
-        return shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
+        return softmax_forward(x, self.dim, log=True)
 
     def backward(self, gy):
+        if not is_grad_enabled():
+            return Tensor._from_array(softmax_backward(self.output().data, gy.data, self.dim, log=True))
         return gy - exp(self.output()) * sum(gy, self.dim, keepdim=True)
 
 

@@ -7,6 +7,8 @@ import numbers
 from ..autograd import Function
 from ..backend import device_of, get_array_module
 from ..creation import default_generator
+from ..kernels.cuda.build import can_fuse
+from ..kernels.cuda.dropout import dropout_forward as fused_dropout
 from ..tensor import Tensor
 from .elementwise import constant
 
@@ -17,12 +19,17 @@ class Dropout(Function):
     """y = x * m with m_i = [u_i >= p] / (1 - p), u_i uniform in [0, 1) from the device's default generator
     (one draw per call);  dx = gy * m."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, p: float):
         self.p = p
 
     def forward(self, x):
         xp = get_array_module(x)
         uniform = default_generator(device_of(x)).random(x.shape, dtype=xp.float32)
+        if can_fuse(x):  # mask and output in one CUDA kernel
+            y, self.mask = fused_dropout(x, uniform, self.p)
+            return y
         self.mask = xp.multiply(uniform >= self.p, 1 / (1 - self.p), dtype=x.dtype)
         return x * self.mask
 

@@ -11,9 +11,10 @@ from typing import Any
 import numpy
 
 from ..autograd import Function
-from ..backend import device, get_array_module
+from ..backend import device, device_of, device_scope, get_array_module, is_array
 from ..kernels.special import erf as erf_kernel
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from ._operands import check_broadcast, operands, require_tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "maximum", "minimum", "where",
@@ -29,6 +30,8 @@ def constant(array: Any) -> Tensor:
 class Add(Function):
     """y = a + b;  da = gy, db = gy."""
 
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, a, b):
         return a + b
 
@@ -38,6 +41,8 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b;  da = gy, db = -gy."""
+
+    saved_inputs, saves_outputs = (), False
 
     def forward(self, a, b):
         return a - b
@@ -49,6 +54,8 @@ class Sub(Function):
 class Mul(Function):
     """y = a * b;  da = gy * b, db = gy * a."""
 
+    saved_inputs, saves_outputs = None, False
+
     def forward(self, a, b):
         return a * b
 
@@ -59,7 +66,10 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b;  da = gy / b, db = -gy * a / b^2 = -gy * y / b."""
+    """y = a / b;  da = gy / b, db = -gy * a / b^2 = -gy * (a / b) / b (a / b recomputed rather than read from the
+    output, so that backward reads only the inputs, and an in-place change of the output does not concern it)."""
+
+    saved_inputs, saves_outputs = None, False
 
     def forward(self, a, b):
         return a / b
@@ -67,12 +77,14 @@ class Div(Function):
     def backward(self, gy):
         a, b = self.inputs
         ga = gy / b if self.needs_input_grad[0] else None
-        gb = -(gy * self.output()) / b if self.needs_input_grad[1] else None
+        gb = -(gy * (a / b)) / b if self.needs_input_grad[1] else None
         return ga, gb
 
 
 class Neg(Function):
     """y = -x;  dx = -gy."""
+
+    saved_inputs, saves_outputs = (), False
 
     def forward(self, x):
         return -x
@@ -83,6 +95,8 @@ class Neg(Function):
 
 class PowScalar(Function):
     """y = x^p for a constant p;  dx = gy * p * x^(p-1)."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     name = "pow"
 
@@ -114,6 +128,8 @@ class Pow(Function):
 class Exp(Function):
     """y = e^x;  dx = gy * y."""
 
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         return get_array_module(x).exp(x)
 
@@ -123,6 +139,8 @@ class Exp(Function):
 
 class Log(Function):
     """y = ln x;  dx = gy / x."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     def forward(self, x):
         return get_array_module(x).log(x)
@@ -134,6 +152,8 @@ class Log(Function):
 class Sqrt(Function):
     """y = sqrt(x);  dx = gy / (2 y)."""
 
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         return get_array_module(x).sqrt(x)
 
@@ -143,6 +163,8 @@ class Sqrt(Function):
 
 class Abs(Function):
     """y = |x|;  dx = gy * sign(x) (0 at x = 0, as in PyTorch)."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     def forward(self, x):
         return get_array_module(x).abs(x)
@@ -154,6 +176,8 @@ class Abs(Function):
 class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt;  dx = gy * 2/sqrt(pi) * e^(-x^2)."""
 
+    saved_inputs, saves_outputs = (0,), False
+
     def forward(self, x):
         return erf_kernel(x)
 
@@ -164,6 +188,8 @@ class Erf(Function):
 
 class Where(Function):
     """y = a where cond else b;  da = gy where cond else 0,  db = gy where not cond else 0."""
+
+    saved_inputs, saves_outputs = (), False
 
     def __init__(self, condition: Any):
         self.condition = condition
@@ -181,6 +207,8 @@ class Where(Function):
 class Cast(Function):
     """y = x converted to another dtype;  dx = gy converted back."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, dtype: numpy.dtype):
         self.dtype = dtype
 
@@ -194,6 +222,8 @@ class Cast(Function):
 
 class ToDevice(Function):
     """y = x copied to another device;  dx = gy copied back."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "to"
 
@@ -211,6 +241,8 @@ class ToDevice(Function):
 
 class Clone(Function):
     """y = a copy of x;  dx = gy."""
+
+    saved_inputs, saves_outputs = (), False
 
     def forward(self, x):
         return x.copy()
@@ -280,12 +312,14 @@ def erf(input: Tensor) -> Tensor:
     return Erf()(input)
 
 
+@on_the_inputs_device
 def sign(input: Tensor) -> Tensor:
     """-1, 0 or 1 by the sign of each element (no gradient: its derivative is zero almost everywhere)."""
     input = require_tensor("sign", input)
     return constant(get_array_module(input.data).sign(input.data))
 
 
+@on_the_inputs_device
 def maximum(input: Any, other: Any) -> Tensor:
     """Elementwise max; at ties the gradient goes to ``input``."""
     a, b = operands("maximum", input, other)
@@ -293,6 +327,7 @@ def maximum(input: Any, other: Any) -> Tensor:
     return where(a.data >= b.data, a, b)
 
 
+@on_the_inputs_device
 def minimum(input: Any, other: Any) -> Tensor:
     """Elementwise min; at ties the gradient goes to ``input``."""
     a, b = operands("minimum", input, other)
@@ -304,9 +339,13 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     """``input`` where ``condition`` holds, else ``other`` (all three broadcast together)."""
     condition = condition.data if isinstance(condition, Tensor) else condition
     a, b = operands("where", input, other)
+    if is_array(condition) and getattr(condition, "ndim", 0) and device_of(condition) != a.device:
+        raise RuntimeError(f"where: the condition is on {device_of(condition)} but the values are on {a.device}; "
+                           "move it with .to(device)")
     return Where(condition)(a, b)
 
 
+@on_the_inputs_device
 def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """Clip each element to [min, max]; the gradient passes where the input lies inside the range."""
     if min is None and max is None:
@@ -351,7 +390,8 @@ def _compare(op: str, ufunc_name: str, input: Any, other: Any) -> Tensor:
     a, b = operands(op, input, other)
     xp = get_array_module(a.data)
     try:
-        return constant(getattr(xp, ufunc_name)(a.data, b.data))
+        with device_scope(a.data):
+            return constant(getattr(xp, ufunc_name)(a.data, b.data))
     except ValueError as error:
         raise ValueError(f"{op}: {error} (shapes {tuple(a.shape)} and {tuple(b.shape)})") from error
 
@@ -386,17 +426,20 @@ def ge(input: Any, other: Any) -> Tensor:
     return _compare("ge", "greater_equal", input, other)
 
 
+@on_the_inputs_device
 def logical_not(input: Any) -> Tensor:
     """Elementwise not (bool, no gradient)."""
     input = require_tensor("logical_not", input)
     return constant(get_array_module(input.data).logical_not(input.data))
 
 
+@on_the_inputs_device
 def logical_and(input: Any, other: Any) -> Tensor:
     """Elementwise and (bool, no gradient)."""
     return _compare("logical_and", "logical_and", input, other)
 
 
+@on_the_inputs_device
 def logical_or(input: Any, other: Any) -> Tensor:
     """Elementwise or (bool, no gradient)."""
     return _compare("logical_or", "logical_or", input, other)

@@ -7,6 +7,7 @@ from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels.scatter import index_add
 from ..tensor import Tensor
+from ._checks import check_values_now
 from ._operands import to_tensor
 from .elementwise import constant
 
@@ -16,6 +17,8 @@ __all__ = ["embedding"]
 class Embedding(Function):
     """y[p] = W[ids[p]] for every position p of ``ids``;  dW[k] = sum of gy[p] over the positions with
     ids[p] == k (repeats accumulate), and dW[padding_idx] = 0."""
+
+    saved_inputs, saves_outputs = (), False
 
     def __init__(self, ids: Any, padding_idx: int | None):
         self.ids, self.padding_idx = ids, padding_idx
@@ -33,6 +36,8 @@ class EmbeddingBackward(Function):
     It is linear in gy, and its derivative is a gather again: for an upstream V of the table's shape,
     d<V, dW>/d(gy) = V'[ids], where V' is V with its padding row zeroed.
     """
+
+    saved_inputs, saves_outputs = (), False
 
     name = "embedding_backward"
 
@@ -93,7 +98,8 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Ten
 
 
 def _check_ids(op: str, ids: Any, size: int) -> None:
-    if ids.size == 0:
+    """Every id in [0, size); on a GPU only under detect_anomaly (see :mod:`._checks`)."""
+    if ids.size == 0 or not check_values_now(ids):
         return
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= size:

@@ -21,6 +21,7 @@ from ..kernels.geometry import Pool2dGeometry, pair
 from ..kernels.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_forward, max_pool2d_gather,
                                max_pool2d_scatter)
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from ._operands import is_float
 from .linalg import matmul
 
@@ -29,6 +30,8 @@ __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
 class MaxPool2d(Function):
     """y = the maximum of each window; gx = the window's gradient at its (first) maximum, zero elsewhere."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "max_pool2d"
 
@@ -47,6 +50,8 @@ class MaxPool2d(Function):
 class MaxPool2dScatter(Function):
     """gx = G_m^T gy (each window's value sent to its argmax); its adjoint is the gather G_m."""
 
+    saved_inputs, saves_outputs = (), False
+
     name = "max_pool2d_scatter"
 
     def __init__(self, geometry: Pool2dGeometry, argmax: Any, input_shape: Sequence[int]):
@@ -61,6 +66,8 @@ class MaxPool2dScatter(Function):
 
 class MaxPool2dGather(Function):
     """y = G_m x (each window's value read at its argmax); its adjoint is the scatter G_m^T."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "max_pool2d_gather"
 
@@ -78,6 +85,8 @@ class MaxPool2dGather(Function):
 class AvgPool2d(Function):
     """y = A x (window sums over divisors); gx = A^T gy."""
 
+    saved_inputs, saves_outputs = (), False
+
     name = "avg_pool2d"
 
     def __init__(self, geometry: Pool2dGeometry, count_include_pad: bool):
@@ -93,6 +102,8 @@ class AvgPool2d(Function):
 
 class AvgPool2dBackward(Function):
     """gx = A^T gy; its adjoint is A, average pooling itself."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "avg_pool2d_backward"
 
@@ -154,6 +165,7 @@ def _averaging_matrix(xp: Any, out_size: int, in_size: int, dtype: Any) -> Any:
     return matrix
 
 
+@on_the_inputs_device
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     """Average pooling to a fixed (OH, OW) output whatever the input size (``None`` keeps an input size)."""
     _check_input("adaptive_avg_pool2d", input)

@@ -14,6 +14,7 @@ from .. import autograd
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from ._dims import normalize_dim, normalize_dims
 from .elementwise import constant, exp
 
@@ -30,6 +31,9 @@ def _kept_shape(shape: Sequence[int], dims: tuple[int, ...]) -> tuple[int, ...]:
 class BroadcastTo(Function):
     """y = x repeated along broadcast dimensions;  dx = sum of gy over them (done by the engine's sum_to)."""
 
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
+
     name = "broadcast_to"
 
     def __init__(self, shape: tuple[int, ...]):
@@ -45,6 +49,8 @@ class BroadcastTo(Function):
 class SumTo(Function):
     """y = x summed over the dimensions that broadcasting to x.shape would have added or stretched;
     dx = gy broadcast back to x.shape."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "sum_to"
 
@@ -66,6 +72,8 @@ class SumTo(Function):
 class Sum(Function):
     """y = sum of x over ``dims``;  dx = gy broadcast back over them."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim
 
@@ -85,6 +93,8 @@ class Extremum(Function):
     Along a dim, the gradient goes to the position of the first extremal element (the returned index), as in
     PyTorch; over everything it is shared equally between tied elements.
     """
+
+    saved_inputs, saves_outputs = (), False
 
     def __init__(self, kind: str, dim: int | None, keepdim: bool):
         self.kind, self.dim, self.keepdim = kind, dim, keepdim
@@ -120,6 +130,8 @@ class Extremum(Function):
 class LogSumExp(Function):
     """y = m + log sum_i e^(x_i - m) over ``dims`` (m = the max, so nothing overflows; a row of -inf gives -inf);
     dx = gy * softmax(x) = gy * e^(x - m) / sum e^(x - m) (m: the max again, so that it is exact in float32)."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim
@@ -214,11 +226,13 @@ def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     return LogSumExp(normalize_dims("logsumexp", dim, input.ndim), keepdim)(input)
 
 
+@on_the_inputs_device
 def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the (first) largest element, over the flattened tensor or along ``dim`` (int64, no gradient)."""
     return _arg("argmax", input, dim, keepdim)
 
 
+@on_the_inputs_device
 def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the (first) smallest element, over the flattened tensor or along ``dim`` (int64, no gradient)."""
     return _arg("argmin", input, dim, keepdim)
