@@ -74,7 +74,8 @@ LAYER_SHAPES = [  # (input shape, out channels): the benchmarks' and examples' 3
 @pytest.mark.parametrize("tile", TILES, ids=lambda t: t.name)
 @pytest.mark.parametrize("input_shape, out_channels", LAYER_SHAPES)
 def test_float32_error_bound(tile, input_shape, out_channels):
-    """Each kernel in float32 against im2col in float64 (the plain path): max error / max |value| within FLOAT32_BOUND."""
+    """Each kernel in float32 against im2col (the plain path) in float64: max error / max |value| within
+    FLOAT32_BOUND."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(input_shape)
     weight = rng.standard_normal((out_channels, input_shape[1], 3, 3))

@@ -1,6 +1,7 @@
 """Special functions NumPy lacks, written with array operations only (so they run on NumPy and CuPy alike).
 
-``erf`` is needed by the exact GELU, and :func:`gelu_and_cdf` computes that activation in cache-sized blocks. Float32 inputs use the Abramowitz & Stegun 7.1.26 rational approximation
+``erf`` is needed by the exact GELU, and :func:`gelu_and_cdf` computes that activation in cache-sized blocks.
+Float32 inputs use the Abramowitz & Stegun 7.1.26 rational approximation
 (absolute error below 1.5e-7, i.e. float32 rounding); float64 inputs, used by gradient checks, get full double
 precision from the Maclaurin series for |x| < 2.5 and the Laplace continued fraction of erfc beyond.
 """
