@@ -54,7 +54,8 @@ class Relu(Function):
     flops = elementwise(1)  # a comparison
 
     def forward(self, x):
-        self.mask = x > 0
+        if self.needs_input_grad[0]:
+            self.mask = x > 0
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
