@@ -13,6 +13,7 @@ from tinydl import Tensor
 from tinydl.functional import conv as conv_module
 from tinydl.functional.conv import conv2d
 from tinydl.kernels import chunking
+from tinydl.kernels import conv as conv_kernels
 from tinydl.kernels.conv import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
 from tinydl.kernels.geometry import Conv2dGeometry
 
@@ -52,12 +53,17 @@ def gradients_reference(x, weight, grad_output, geometry):
     return gx, gw
 
 
+@pytest.mark.parametrize("planar_channels", [0, 10**6], ids=["channels-last", "planar"])
 @settings(max_examples=25, deadline=None)
 @given(arguments=conv2d_arguments(max_side=6), batch=st.integers(1, 3), seed=st.integers(0, 2**31),
        budget=st.sampled_from([1, chunking.CPU_CHUNK_BYTES]))
-def test_kernels_match_the_loop_references(arguments, batch, seed, budget):
-    """With a budget of 1 byte every image is its own chunk; with the default the small batch is one chunk."""
-    with mock.patch.object(chunking, "CPU_CHUNK_BYTES", budget):
+def test_kernels_match_the_loop_references(planar_channels, arguments, batch, seed, budget):
+    """With a budget of 1 byte every image is its own chunk; with the default the small batch is one chunk. Each
+    case runs with im2col's patches in the channels-last layout, and in the planar one wherever it applies (one
+    group), whatever the channel count."""
+    with mock.patch.object(chunking, "CPU_CHUNK_BYTES", budget), \
+            mock.patch.object(conv_kernels, "PLANAR_FORWARD_CHANNELS", planar_channels), \
+            mock.patch.object(conv_kernels, "PLANAR_WEIGHT_GRAD_CHANNELS", planar_channels):
         check_against_references(arguments, batch, seed)
 
 

@@ -164,10 +164,10 @@ def test_the_environment_variable_chooses_the_algorithm():
     environment = dict(os.environ, PYTHONPATH=str(root))
     environment.pop("TINYDL_CONV_ALGORITHM", None)
     done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
-    assert done.stdout.strip() == "im2col", done.stderr      # the default
-    environment["TINYDL_CONV_ALGORITHM"] = "auto"
+    assert done.stdout.strip() == "auto", done.stderr        # the default
+    environment["TINYDL_CONV_ALGORITHM"] = "im2col"
     done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
-    assert done.stdout.strip() == "auto", done.stderr
+    assert done.stdout.strip() == "im2col", done.stderr
     environment["TINYDL_CONV_ALGORITHM"] = "bogus"
     done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
     assert done.returncode != 0 and "TINYDL_CONV_ALGORITHM" in done.stderr

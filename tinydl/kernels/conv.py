@@ -18,11 +18,12 @@ computed unless asked for: the three functions are independent.
 
 Two algorithms compute these: im2col (above), the general path, and Winograd F(4x4, 3x3) or F(2x2, 3x3)
 (:mod:`.winograd`) for 3x3, stride-1, dilation-1, one-group convolutions. :func:`set_conv_algorithm` or the
-environment variable ``TINYDL_CONV_ALGORITHM`` chooses: ``"im2col"`` (the default), ``"auto"`` (Winograd
-F(4x4, 3x3) on NumPy where the kernels alone were measured faster, :func:`winograd_pays`), ``"winograd"``
+environment variable ``TINYDL_CONV_ALGORITHM`` chooses: ``"auto"`` (the default: Winograd F(4x4, 3x3) on NumPy
+where it was measured faster, :func:`winograd_pays`, im2col everywhere else), ``"im2col"``, ``"winograd"``
 (F(4x4, 3x3) wherever it applies) or ``"winograd2x2"``. Forcing Winograd on a convolution it cannot compute raises
-an error naming its geometry. im2col stays the default because inside the CNN's training step on the shared
-development machine Winograd made the step slower, not faster (see :func:`winograd_pays`).
+an error naming its geometry. With few input channels (an RGB image) im2col builds its patches in the *planar*
+layout instead (:func:`planar_forward`, :func:`planar_weight_grad`): per image, y (O x L) = W (O x K) @ cols (K x L)
+with cols in NCHW order, which copies longer runs and writes y without a scratch matrix.
 """
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ from typing import Any, Callable, Sequence
 from ..backend import get_array_module
 from .chunking import batch_chunks
 from .geometry import Conv2dGeometry
-from .im2col import add_patches, image_patches, spare_rows
+from .im2col import add_patches, image_patches, planar_patches, spare_rows
 from .winograd import (TILES, WinogradTile, unsupported_reason, winograd_forward, winograd_input_grad,
                        winograd_weight_grad)
 
 __all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad", "set_conv_algorithm", "get_conv_algorithm",
-           "ALGORITHMS", "winograd_pays", "blas_threads", "im2col_forward", "im2col_input_grad", "im2col_weight_grad"]
+           "ALGORITHMS", "winograd_pays", "blas_threads", "im2col_forward", "im2col_input_grad", "im2col_weight_grad",
+           "planar_forward", "planar_weight_grad", "PLANAR_FORWARD_CHANNELS", "PLANAR_WEIGHT_GRAD_CHANNELS"]
 
 ALGORITHMS = ("auto", "im2col", "winograd", "winograd2x2")
 _FORCED_TILES = {"winograd": TILES["winograd4x4"], "winograd2x2": TILES["winograd2x2"]}
@@ -51,7 +53,7 @@ def _checked_algorithm(name: str, source: str) -> str:
     return name
 
 
-_algorithm = _checked_algorithm(os.environ.get("TINYDL_CONV_ALGORITHM", "im2col"), "TINYDL_CONV_ALGORITHM")
+_algorithm = _checked_algorithm(os.environ.get("TINYDL_CONV_ALGORITHM", "auto"), "TINYDL_CONV_ALGORITHM")
 
 
 def set_conv_algorithm(name: str) -> str:
@@ -62,7 +64,7 @@ def set_conv_algorithm(name: str) -> str:
 
 
 def get_conv_algorithm() -> str:
-    """The current choice: ``"im2col"`` (default), ``"auto"``, ``"winograd"`` or ``"winograd2x2"``."""
+    """The current choice: ``"auto"`` (default), ``"im2col"``, ``"winograd"`` or ``"winograd2x2"``."""
     return _algorithm
 
 
@@ -85,10 +87,12 @@ def winograd_pays(xp: Any, channels: int, out_channels: int, out_h: int, out_w: 
     each hand work to the BLAS threads, and on a busy machine every hand-off waits to be scheduled (im2col makes
     one GEMM per chunk). So it is chosen only with one BLAS thread. On a GPU (untuned) im2col stays.
 
-    Inside the whole CNN training step (one thread, the machine loaded by other jobs, alternating in one process)
-    "auto" took 1.6 s of CPU per step against im2col's 0.64 s: interleaved with the step's other large arrays
-    the Winograd kernels ran several times slower than alone, for reasons not yet understood. Hence "auto" is
-    opt-in and im2col the default."""
+    Inside the whole CNN training step it pays as well: one thread, CPU time, alternating in one process on the
+    quiet machine (load 2), 142 ms per step against im2col's 177 ms (conv2 forward, input and weight gradient by
+    Winograd, conv1 by im2col). An earlier measurement under load 7-11 had "auto" at 1.6 s against 0.64 s: with
+    nine jobs on two cores (most likely the transforms' extra passes over memory competing for the shared cache;
+    not reproducible once the machine was quiet).
+    So "auto" is the default, and it leaves every other convolution to im2col."""
     return (xp.__name__ == "numpy" and threads == 1 and min(out_h, out_w) >= 12
             and min(channels, out_channels) >= 8)
 
@@ -241,12 +245,83 @@ def im2col_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], ge
     return layout.weight_from_rows(total)
 
 
+# The planar layout (im2col per image in NCHW order, :func:`.im2col.planar_patches`) against the channels-last one,
+# measured with one thread, batch 64, 3x3 kernels (CPU time): forward 5.9 against 7.6 ms for 3 -> 64 channels at
+# 32x32 (the CNN's first layer; 109 against 133 ms at batch 1000), 6.9 against 8.9 ms for 8 channels, 11.8 against
+# 15.6 for 16, the same from 32 channels on; the weight gradient 6.1 against 6.8 ms for 3 channels but slower
+# from 8 on (7.4 against 6.5). Hence the limits below, with one group, on NumPy (the GPU keeps its fused kernels).
+PLANAR_FORWARD_CHANNELS = 16
+PLANAR_WEIGHT_GRAD_CHANNELS = 4
+
+
+def _planar_pays(xp: Any, input_shape: Sequence[int], geometry: Conv2dGeometry, limit: int) -> bool:
+    return xp.__name__ == "numpy" and geometry.groups == 1 and input_shape[1] <= limit
+
+
+class _PlanarLayout:
+    """A one-group convolution in the planar layout: per chunk of n images, the patches as (n, K, L) with
+    K = C*kh*kw in the weight's own (c, i, j) order, and the zero-bordered NCHW scratch images they come from."""
+
+    def __init__(self, xp: Any, input_shape: Sequence[int], weight_shape: Sequence[int],
+                 geometry: Conv2dGeometry, dtype: Any):
+        self.xp, self.geometry = xp, geometry
+        batch, channels, self.height, self.width = input_shape
+        self.out_channels, _, kernel_h, kernel_w = weight_shape
+        self.out_h, self.out_w = geometry.output_size(self.height, self.width, (kernel_h, kernel_w))
+        self.patch, self.positions = channels * kernel_h * kernel_w, self.out_h * self.out_w       # K, L
+        padded_h, padded_w = geometry.padded_size(self.height, self.width)
+        per_image = (self.patch * self.positions + channels * padded_h * padded_w) * dtype.itemsize
+        self.chunks = list(batch_chunks(batch, per_image, xp))
+        chunk = self.chunks[0].stop if self.chunks else 0
+        self.padded = xp.zeros((chunk, channels, padded_h, padded_w), dtype)
+        self.cols = xp.empty((chunk, channels, kernel_h, kernel_w, self.out_h, self.out_w), dtype)
+
+    def patches(self, x: Any, part: slice) -> Any:
+        """The patches of images ``part`` of ``x``, (n, K, L)."""
+        n = part.stop - part.start
+        (top, _), (left, _) = self.geometry.padding
+        padded = self.padded[:n]
+        padded[:, :, top:top + self.height, left:left + self.width] = x[part]
+        return planar_patches(padded, self.geometry, self.cols.shape[2:4], self.cols[:n]).reshape(
+            n, self.patch, self.positions)
+
+
+def planar_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
+    """y[b] (O x L) = W (O x K) @ cols[b] (K x L) + bias, one product per image written straight into y's
+    NCHW memory (no channel-major scratch matrix to copy back)."""
+    xp = get_array_module(x)
+    layout = _PlanarLayout(xp, x.shape, weight.shape, geometry, x.dtype)
+    rows = weight.reshape(layout.out_channels, layout.patch)
+    y = xp.empty((x.shape[0], layout.out_channels, layout.out_h, layout.out_w), x.dtype)
+    for part in layout.chunks:
+        images = y[part].reshape(-1, layout.out_channels, layout.positions)
+        xp.matmul(rows, layout.patches(x, part), out=images)
+        if bias is not None:
+            images += bias.reshape(layout.out_channels, 1)
+    return y
+
+
+def planar_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+    """gW (O x K) = sum over images b of GY[b] (O x L) @ cols[b]^T (L x K)."""
+    xp = get_array_module(x)
+    layout = _PlanarLayout(xp, x.shape, weight_shape, geometry, x.dtype)
+    total = xp.zeros((layout.out_channels, layout.patch), x.dtype)
+    for part in layout.chunks:
+        grad_images = grad_output[part].reshape(-1, layout.out_channels, layout.positions)
+        total += xp.matmul(grad_images, layout.patches(x, part).transpose(0, 2, 1)).sum(axis=0)
+    return total.reshape(tuple(weight_shape))
+
+
 def conv2d_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
-    """y = conv2d(x, weight, bias), by Winograd or im2col (see :func:`set_conv_algorithm`)."""
-    tile = _winograd_tile(get_array_module(x), x.shape, weight.shape, geometry)
-    if tile is None:
-        return im2col_forward(x, weight, bias, geometry)
-    return winograd_forward(x, weight, bias, geometry, tile)
+    """y = conv2d(x, weight, bias), by Winograd or im2col (see :func:`set_conv_algorithm`); im2col in the planar
+    layout for few input channels."""
+    xp = get_array_module(x)
+    tile = _winograd_tile(xp, x.shape, weight.shape, geometry)
+    if tile is not None:
+        return winograd_forward(x, weight, bias, geometry, tile)
+    if _planar_pays(xp, x.shape, geometry, PLANAR_FORWARD_CHANNELS):
+        return planar_forward(x, weight, bias, geometry)
+    return im2col_forward(x, weight, bias, geometry)
 
 
 def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
@@ -258,8 +333,12 @@ def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int],
 
 
 def conv2d_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
-    """gW for an output gradient gy, by Winograd or im2col (see :func:`set_conv_algorithm`)."""
-    tile = _winograd_tile(get_array_module(x), x.shape, weight_shape, geometry)
-    if tile is None:
-        return im2col_weight_grad(x, grad_output, weight_shape, geometry)
-    return winograd_weight_grad(x, grad_output, weight_shape, geometry, tile)
+    """gW for an output gradient gy, by Winograd or im2col (see :func:`set_conv_algorithm`); im2col in the planar
+    layout for few input channels."""
+    xp = get_array_module(x)
+    tile = _winograd_tile(xp, x.shape, weight_shape, geometry)
+    if tile is not None:
+        return winograd_weight_grad(x, grad_output, weight_shape, geometry, tile)
+    if _planar_pays(xp, x.shape, geometry, PLANAR_WEIGHT_GRAD_CHANNELS):
+        return planar_weight_grad(x, grad_output, weight_shape, geometry)
+    return im2col_weight_grad(x, grad_output, weight_shape, geometry)

@@ -31,7 +31,7 @@ from .cuda import im2col as fused
 from .cuda.build import can_fuse, contiguous
 from .geometry import Conv2dGeometry
 
-__all__ = ["pad_channels_last", "im2col", "col2im", "spare_rows", "image_patches", "add_patches"]
+__all__ = ["pad_channels_last", "im2col", "col2im", "spare_rows", "image_patches", "add_patches", "planar_patches"]
 
 
 def pad_channels_last(x: Any, geometry: Conv2dGeometry, out: Any) -> Any:
@@ -96,6 +96,25 @@ def col2im(cols: Any, geometry: Conv2dGeometry, out: Any) -> Any:
             start = (i * dilation_h * padded_w + j * dilation_w) * channels
             target = images[:, start:start + out_h * stride_h * row].reshape(n, out_h, stride_h * row)[:, :, :row]
             target += rows
+    return out
+
+
+def planar_patches(padded: Any, geometry: Conv2dGeometry, kernel: tuple[int, int], out: Any) -> Any:
+    """im2col in the *planar* layout, for one group: write into ``out`` (n, C, kh, kw, OH, OW) the patches of the
+    zero-padded NCHW images ``padded`` (n, C, Hp, Wp),
+
+        out[b, c, i, j, oh, ow] = padded[b, c, oh*sh + i*dh, ow*sw + j*dw],
+
+    so that each image's patches form one (K x L) matrix, K = C*kh*kw rows in the (c, i, j) order of the weight's
+    own layout. Each copied run is a row of OW numbers, where the channels-last layout above copies runs of kw*C:
+    the better layout when C is small (an RGB image: runs of 9 numbers there, 32 here)."""
+    xp = get_array_module(padded)
+    (stride_h, stride_w), (dilation_h, dilation_w) = geometry.stride, geometry.dilation
+    batch, channel, row, column = padded.strides
+    patches = xp.lib.stride_tricks.as_strided(
+        padded, shape=out.shape,
+        strides=(batch, channel, row * dilation_h, column * dilation_w, row * stride_h, column * stride_w))
+    xp.copyto(out, patches)
     return out
 
 
