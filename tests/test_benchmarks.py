@@ -25,6 +25,11 @@ def test_engine_ab_comparison_runs_against_a_tree():
     assert "chain of 3000 ops" in output and "new/base" in output
 
 
+def test_conv_algorithm_ab_comparison_times_both():
+    output = run("ab_conv_algorithm.py", "--pairs", "1")
+    assert "im2col: median" in output and "auto: median" in output
+
+
 @pytest.mark.slow
 def test_every_benchmark_runs_quickly():
     output = run("run_all.py", "--quick")
