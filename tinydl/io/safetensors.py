@@ -231,7 +231,7 @@ def _as_numpy(name: Any, value: Any) -> np.ndarray:
     if array.dtype.newbyteorder("<") not in _NAMES_FOR_WRITING:
         raise SafetensorsError(f"save_file: tensor {name!r} has dtype {array.dtype}, which safetensors cannot "
                                f"hold; supported: {', '.join(str(d) for d in _NAMES_FOR_WRITING)}")
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")  # keeps 0-d arrays 0-d
 
 
 def _header_bytes(arrays: dict[str, np.ndarray], metadata: Mapping[str, str] | None) -> bytes:
