@@ -88,7 +88,7 @@ def model_folder(folder: str | None) -> Path:
 
 def encode_articles(tokenizer: Any, documents: Sequence[str], max_length: int) -> list[np.ndarray]:
     """Each article as WordPiece ids, [CLS] ... [SEP], cut to max_length tokens."""
-    ids, mask = tokenizer.encode_batch(list(documents), max_length=max_length)
+    ids, mask = tokenizer.encode_batch(list(documents), max_length=max_length, truncation=True)
     return [row[:int(length)] for row, length in zip(ids, mask.sum(axis=1))]
 
 
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> float:
         return TextClassificationDataset([encoded[i] for i in indices], labels[indices])
     train, test = subset(train_indices), subset(test_indices)
     tinydl.manual_seed(args.seed)
-    collate = PadCollate(pad_index=0)  # [PAD]; padded positions are masked out of attention and pooling anyway
+    collate = PadCollate(pad_index=tokenizer.pad_token_id)
     train_loader = DataLoader(train, batch_size=recipe.batch_size, shuffle=True, seed=args.seed, collate_fn=collate,
                               device=args.device)
     test_loader = DataLoader(test, batch_size=TEST_BATCH_SIZE, collate_fn=collate, device=args.device)
