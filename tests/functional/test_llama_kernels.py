@@ -110,9 +110,9 @@ def test_swiglu_matches_torch():
     rng = np.random.default_rng(7)
     block = nn.SwiGLU(6, 10)
     x = rng.standard_normal((2, 3, 6)).astype(np.float32)
-    gate, up, down = (torch.tensor(m.weight.data) for m in (block.gate_proj, block.up_proj, block.down_proj))
+    gate_up, down = torch.tensor(block.gate_up_proj.weight.data), torch.tensor(block.down_proj.weight.data)
+    gate, up = gate_up[:10], gate_up[10:]
     xt = torch.tensor(x)
     expected = (TF.silu(xt @ gate.T) * (xt @ up.T)) @ down.T
     np.testing.assert_allclose(block(Tensor(x)).numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
-    assert [name for name, _ in block.named_parameters()] == ["gate_proj.weight", "up_proj.weight",
-                                                             "down_proj.weight"]
+    assert [name for name, _ in block.named_parameters()] == ["gate_up_proj.weight", "down_proj.weight"]

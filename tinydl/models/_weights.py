@@ -1,8 +1,8 @@
 """Copying the tensors of a weight file into a model's parameters, with every name and shape checked first.
 
 A model lists, for each of its parameters, the file tensors it comes from (:class:`Source`): usually one tensor,
-sometimes several concatenated along the first axis (BERT's query, key and value become one in_proj_weight),
-optionally transformed on the way (a GGUF file's permuted query rows). Before anything is read, every needed
+sometimes several stacked along the first axis (BERT's query, key and value become one in_proj_weight), optionally
+rearranged on the way (a GGUF file's permuted query and key rows). Before anything is read, every needed
 tensor must exist with the shape the model's configuration implies, and the file may hold no tensor the model has
 no place for; otherwise :class:`WeightsMismatchError` names the file, the tensor, and the expected and found
 shapes.
@@ -26,11 +26,29 @@ class WeightsMismatchError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """The file tensors ``names`` of one parameter, each passed through ``transform`` (if any), concatenated
-    along axis 0 when there are several."""
+    """The file tensors ``names`` of one parameter, stacked along axis 0 in that order.
+
+    ``rows``: how many rows of the parameter each tensor gives (default: equal shares), so each tensor's expected
+    shape is (rows[i],) + the parameter's other dimensions. ``combine(arrays) -> array``: how the tensors become
+    the parameter (default: the one tensor, or the concatenation along axis 0).
+    """
 
     names: tuple[str, ...]
-    transform: Callable[[Any], Any] | None = None
+    rows: tuple[int, ...] | None = None
+    combine: Callable[[list[Any]], Any] | None = None
+
+    def expected_shapes(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The shape each named tensor must have for a parameter of ``shape``."""
+        if len(self.names) == 1:
+            return [shape]
+        rows = self.rows or (shape[0] // len(self.names),) * len(self.names)
+        return [(count,) + shape[1:] for count in rows]
+
+    def values(self, read: Callable[[str], Any]) -> Any:
+        arrays = [read(name) for name in self.names]
+        if self.combine is not None:
+            return self.combine(arrays)
+        return arrays[0] if len(arrays) == 1 else numpy.concatenate(arrays, axis=0)
 
 
 def load_weights(model: Module, sources: dict[str, Source], shapes: dict[str, tuple[int, ...]],
@@ -45,8 +63,7 @@ def load_weights(model: Module, sources: dict[str, Source], shapes: dict[str, tu
     if unmapped:  # a programming error in the model, not in the file
         raise RuntimeError(f"{type(model).__name__}: no file tensor is mapped to the parameters {unmapped}")
     for name, source in sources.items():
-        expected = _part_shape(tuple(parameters[name].shape), len(source.names))
-        for tensor in source.names:
+        for tensor, expected in zip(source.names, source.expected_shapes(tuple(parameters[name].shape))):
             if tensor not in shapes:
                 raise WeightsMismatchError(f"{file}: no tensor {tensor!r}, which {type(model).__name__}.{name} "
                                            f"needs (shape {expected}); is this the right file for the config?")
@@ -61,15 +78,7 @@ def load_weights(model: Module, sources: dict[str, Source], shapes: dict[str, tu
         raise WeightsMismatchError(f"{file}: {len(unexpected)} tensors have no place in {type(model).__name__} "
                                    f"as configured ({shown}); does the config match the weights?")
     for name, source in sources.items():
-        parts = [read(tensor) for tensor in source.names]
-        if source.transform is not None:
-            parts = [source.transform(part) for part in parts]
-        values = parts[0] if len(parts) == 1 else numpy.concatenate(parts, axis=0)
+        values = source.values(read)
         parameter = parameters[name]
         parameter.data[...] = to_device(numpy.asarray(values, dtype=parameter.dtype), device_of(parameter.data))
-
-
-def _part_shape(shape: tuple[int, ...], parts: int) -> tuple[int, ...]:
-    """The shape of each of ``parts`` equal pieces of ``shape`` along axis 0."""
-    return shape if parts == 1 else (shape[0] // parts,) + shape[1:]
 

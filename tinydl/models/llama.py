@@ -82,15 +82,15 @@ class LlamaConfig:
 
 
 class LlamaAttention(Module):
-    """Causal grouped-query self-attention with rotary positions: q_proj, k_proj, v_proj, o_proj (no biases)."""
+    """Causal grouped-query self-attention with rotary positions. ``qkv_proj`` is W_q, W_k and W_v stacked (one
+    matrix product for the three projections), ``o_proj`` the output projection; no biases."""
 
     def __init__(self, config: LlamaConfig):
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = config.num_heads, config.num_kv_heads, config.head_dim
         width, kv_width = config.num_heads * config.head_dim, config.num_kv_heads * config.head_dim
-        self.q_proj = Linear(config.hidden_size, width, bias=False)
-        self.k_proj = Linear(config.hidden_size, kv_width, bias=False)
-        self.v_proj = Linear(config.hidden_size, kv_width, bias=False)
+        self.sections = (width, kv_width, kv_width)
+        self.qkv_proj = Linear(config.hidden_size, sum(self.sections), bias=False)
         self.o_proj = Linear(width, config.hidden_size, bias=False)
 
     def _heads(self, x: Tensor, heads: int) -> Tensor:
@@ -99,9 +99,10 @@ class LlamaAttention(Module):
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None, layer: int) -> Tensor:
         batch, length = x.shape[0], x.shape[1]
-        q = F.apply_rotary(self._heads(self.q_proj(x), self.num_heads), cos, sin)
-        k = F.apply_rotary(self._heads(self.k_proj(x), self.num_kv_heads), cos, sin)
-        v = self._heads(self.v_proj(x), self.num_kv_heads)
+        q, k, v = F.split(self.qkv_proj(x), self.sections, -1)
+        q = F.apply_rotary(self._heads(q, self.num_heads), cos, sin)
+        k = F.apply_rotary(self._heads(k, self.num_kv_heads), cos, sin)
+        v = self._heads(v, self.num_kv_heads)
         if cache is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         else:
@@ -237,24 +238,25 @@ def undo_rotary_permutation(weight: Any, heads: int) -> Any:
 
 
 def llama_sources(config: LlamaConfig) -> dict[str, Source]:
-    """tinydl parameter name -> the GGUF tensor it comes from."""
+    """tinydl parameter name -> the GGUF tensors it comes from."""
     sources = {"embed_tokens.weight": Source(("token_embd.weight",)),
                "norm.weight": Source(("output_norm.weight",))}
+    width, kv_width = config.num_heads * config.head_dim, config.num_kv_heads * config.head_dim
 
-    def unpermute(heads: int) -> Callable[[Any], Any]:
-        return lambda weight: undo_rotary_permutation(weight, heads)
+    def stack_qkv(arrays: list[Any]) -> Any:
+        q, k, v = arrays
+        return numpy.concatenate([undo_rotary_permutation(q, config.num_heads),
+                                  undo_rotary_permutation(k, config.num_kv_heads), v], axis=0)
 
     for i in range(config.num_layers):
         ours, theirs = f"layers.{i}.", f"blk.{i}."
         sources.update({
             f"{ours}attention_norm.weight": Source((f"{theirs}attn_norm.weight",)),
-            f"{ours}attention.q_proj.weight": Source((f"{theirs}attn_q.weight",), unpermute(config.num_heads)),
-            f"{ours}attention.k_proj.weight": Source((f"{theirs}attn_k.weight",), unpermute(config.num_kv_heads)),
-            f"{ours}attention.v_proj.weight": Source((f"{theirs}attn_v.weight",)),
+            f"{ours}attention.qkv_proj.weight": Source(
+                tuple(f"{theirs}attn_{part}.weight" for part in "qkv"), (width, kv_width, kv_width), stack_qkv),
             f"{ours}attention.o_proj.weight": Source((f"{theirs}attn_output.weight",)),
             f"{ours}ffn_norm.weight": Source((f"{theirs}ffn_norm.weight",)),
-            f"{ours}feed_forward.gate_proj.weight": Source((f"{theirs}ffn_gate.weight",)),
-            f"{ours}feed_forward.up_proj.weight": Source((f"{theirs}ffn_up.weight",)),
+            f"{ours}feed_forward.gate_up_proj.weight": Source((f"{theirs}ffn_gate.weight", f"{theirs}ffn_up.weight")),
             f"{ours}feed_forward.down_proj.weight": Source((f"{theirs}ffn_down.weight",)),
         })
     return sources

@@ -4,6 +4,7 @@
 
 gate_proj and up_proj map the model width d to the hidden width h, down_proj maps h back to d; no biases.
 The gate's silu(z) = z * sigmoid(z) decides, feature by feature, how much of the "up" projection passes.
+Both input projections are one matrix product: ``gate_up_proj`` holds gate_proj's h rows, then up_proj's.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ __all__ = ["SwiGLU"]
 
 
 class SwiGLU(Module):
-    """down_proj(silu(gate_proj(x)) * up_proj(x)); submodule names as in Hugging Face's LlamaMLP."""
+    """down_proj(silu(gate) * up) with [gate, up] = gate_up_proj(x) (a Linear dim -> 2 hidden_dim)."""
 
     def __init__(self, dim: int, hidden_dim: int, bias: bool = False, device: Any = "cpu", dtype: Any = None):
         super().__init__()
-        self.gate_proj = Linear(dim, hidden_dim, bias=bias, device=device, dtype=dtype)
-        self.up_proj = Linear(dim, hidden_dim, bias=bias, device=device, dtype=dtype)
+        self.hidden_dim = hidden_dim
+        self.gate_up_proj = Linear(dim, 2 * hidden_dim, bias=bias, device=device, dtype=dtype)
         self.down_proj = Linear(hidden_dim, dim, bias=bias, device=device, dtype=dtype)
 
     def forward(self, input: Tensor) -> Tensor:
-        return self.down_proj(F.silu(self.gate_proj(input)) * self.up_proj(input))
+        gate, up = F.split(self.gate_up_proj(input), self.hidden_dim, -1)
+        return self.down_proj(F.silu(gate) * up)
