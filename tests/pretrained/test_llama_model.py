@@ -56,7 +56,7 @@ def test_cached_decoding_gives_the_logits_of_the_full_forward(model, expected):
     np.testing.assert_allclose(np.vstack([first] + steps), full, rtol=0, atol=2e-4)
 
 
-@pytest.mark.parametrize("prompt", [0, 1])
+@pytest.mark.parametrize("prompt", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_greedy_continuation_is_the_reference_one(model, expected, prompt):
     ids = expected[f"prompt{prompt}_ids"]
     greedy = expected[f"prompt{prompt}_greedy"]
