@@ -86,6 +86,8 @@ def test_an_absent_tensor_or_file_is_named(tmp_path):
     (tmp_path / "m.gguf").write_bytes(gguf_bytes([], ONE_TENSOR))
     with GGUFFile(tmp_path / "m.gguf") as file, pytest.raises(KeyError, match="no tensor 'v'.* it has 1: w"):
         file.tensor("v")
+    with pytest.raises(ValueError, match=r"m\.gguf' is closed"):
+        file.tensor("w")
 
 
 def test_every_truncation_of_a_valid_file_is_refused(tmp_path):

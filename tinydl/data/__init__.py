@@ -8,7 +8,7 @@ from .mnist import MNIST, FashionMNIST
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "default_collate", "gather", "DataLoader",
            "transforms", "CIFAR10", "MNIST", "FashionMNIST"]
 
-from . import text
+from . import text, tokenizers
 from .text import CharVocab, LanguageModelBatches, PadCollate, TextClassificationDataset, WordVocab
 
-__all__ += ["text", "CharVocab", "LanguageModelBatches", "WordVocab", "TextClassificationDataset", "PadCollate"]
+__all__ += ["text", "tokenizers", "CharVocab", "LanguageModelBatches", "WordVocab", "TextClassificationDataset", "PadCollate"]

@@ -10,11 +10,18 @@
   byte-level BPE: split the text at the model's special tokens, pre-tokenise the rest with the model's regexes,
   spell each piece's UTF-8 bytes with GPT-2's byte-to-character table, then apply merges in rank order.
 
-Python's ``re`` has no ``\\p{L}``-style classes, so the Unicode classes the regexes need (letters, numbers,
-punctuation, marks, controls) are built once, on first use, from ``unicodedata`` general categories: one scan of
-all code points (about half a second), turned into character ranges, from which ``re`` compiles ordinary
-character classes. Both tokenizers cache the pieces of every word they have seen, so running text costs one
-dictionary look-up per repeated word.
+Python's ``re`` has no ``\\p{L}``-style classes. Here they come from ``unicodedata`` general categories, two ways:
+
+- per character, through lazily filled tables (a dict that computes an entry the first time a character is looked
+  up, used with ``str.translate``), applied only to the runs of a text that are not plain ASCII: BERT's cleaning,
+  CJK spacing, accent stripping and punctuation test;
+- as regex character classes for the BPE pre-tokeniser: letters (``\\p{L}``) and numbers (``\\p{N}``) of the Basic
+  Multilingual Plane as ranges (``re`` compiles those into one bitmap lookup per character); a character beyond it
+  (an emoji, a rare ideograph) is replaced, for the regex only, by a stand-in of the same class (``a``, ``0`` or
+  ``!``), and the pieces are cut from the original text at the same positions.
+
+Both tokenizers cache the ids of every word or piece they have seen, so running text costs about one dictionary
+look-up per word.
 """
 from __future__ import annotations
 
@@ -23,60 +30,19 @@ import itertools
 import json
 import os
 import re
-import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..backend import to_device
+from ..tensor import Tensor
+
 __all__ = ["WordPieceTokenizer", "BPETokenizer", "bytes_to_unicode"]
 
 _CACHE_LIMIT = 1_000_000  # word -> ids entries kept before a cache starts over
-
-
-# ------------------------------------------------------------------------------------ Unicode character classes
-@functools.lru_cache(maxsize=None)
-def _category_ranges() -> dict[str, tuple[tuple[int, int], ...]]:
-    """Every general category ("Lu", "Nd", "Mn", ...) -> its code points as (first, last) ranges."""
-    ranges: dict[str, list[tuple[int, int]]] = {}
-    categories = map(unicodedata.category, map(chr, range(sys.maxunicode + 1)))
-    first = 0
-    for category, run in itertools.groupby(categories):
-        length = sum(1 for _ in run)
-        ranges.setdefault(category, []).append((first, first + length - 1))
-        first += length
-    return {category: tuple(spans) for category, spans in ranges.items()}
-
-
-def _ranges_of(major: str) -> list[tuple[int, int]]:
-    """The ranges of every category whose name starts with ``major`` ("L": Lu, Ll, Lt, Lm, Lo)."""
-    return [span for category, spans in _category_ranges().items() if category.startswith(major) for span in spans]
-
-
-def _class_body(spans: Iterable[tuple[int, int]]) -> str:
-    """The inside of a regex character class, ``\\U0000xxxx-\\U0000yyyy`` per range (escapes, so any code point
-    is safe inside the brackets)."""
-    return "".join(f"\\U{first:08x}" if first == last else f"\\U{first:08x}-\\U{last:08x}" for first, last in spans)
-
-
-def _without(spans: Iterable[tuple[int, int]], excluded: set[int]) -> list[tuple[int, int]]:
-    """The ranges with the ``excluded`` code points cut out."""
-    result = []
-    for first, last in spans:
-        for code_point in sorted(cp for cp in excluded if first <= cp <= last):
-            if code_point > first:
-                result.append((first, code_point - 1))
-            first = code_point + 1
-        if first <= last:
-            result.append((first, last))
-    return result
-
-
-def _chars(text: str) -> list[tuple[int, int]]:
-    return [(ord(char), ord(char)) for char in text]
-
 
 #: Unicode's White_Space property (what Rust's char::is_whitespace and Oniguruma's \s match)
 _WHITE_SPACE = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
@@ -84,7 +50,46 @@ _WHITE_SPACE = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680,
 #: the CJK ideograph blocks BERT puts spaces around (as the Hugging Face tokenizers library spells them)
 _CJK = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
         (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
-_ASCII_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_NOT_PLAIN_ASCII = re.compile(r"[^\t\n\r\x20-\x7e]+")
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]+")
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+
+
+class _LazyTable(dict):
+    """character -> replacement, computed by ``rule`` on first look-up; usable as a ``str.translate`` table."""
+
+    def __init__(self, rule: Callable[[str], Any]):
+        super().__init__()
+        self.rule = rule
+
+    def __missing__(self, code_point: int) -> Any:
+        self[code_point] = replacement = self.rule(chr(code_point))
+        return replacement
+
+
+def _in_spans(code_point: int, spans: Iterable[tuple[int, int]]) -> bool:
+    return any(first <= code_point <= last for first, last in spans)
+
+
+@functools.lru_cache(maxsize=None)
+def _bmp_class(major: str) -> str:
+    """A regex character class of the Basic Multilingual Plane's characters whose general category starts with
+    ``major`` ("L": Lu, Ll, Lt, Lm, Lo), written as ranges of escapes."""
+    categories = map(unicodedata.category, map(chr, range(0x10000)))
+    spans, first = [], 0
+    for category, run in itertools.groupby(categories, key=lambda category: category[0] == major):
+        length = sum(1 for _ in run)
+        if category:
+            spans.append((first, first + length - 1))
+        first += length
+    return _class_body(spans)
+
+
+def _class_body(spans: Iterable[tuple[int, int]]) -> str:
+    """The inside of a regex character class, ``\\uxxxx-\\uyyyy`` per range (escapes, so any code point is safe
+    inside the brackets)."""
+    return "".join(f"\\U{first:08x}" if first == last else f"\\U{first:08x}-\\U{last:08x}" for first, last in spans)
 
 
 # ------------------------------------------------------------------------------------------- shared machinery
@@ -145,9 +150,9 @@ class _Tokenizer:
         ids[mask.astype(bool)] = list(itertools.chain.from_iterable(encoded))
         return ids, mask
 
-    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
-        """The text of ``ids`` (a list or 1-D array), as the reference tokenizer's decode writes it."""
-        ids = np.asarray(ids if not isinstance(ids, (list, tuple)) else list(ids), dtype=np.int64)
+    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
+        """The text of ``ids`` (a list, 1-D array or Tensor), as the reference tokenizer's decode writes it."""
+        ids = np.asarray(to_device(ids.data, "cpu") if isinstance(ids, Tensor) else ids, dtype=np.int64)
         if ids.ndim != 1:
             raise ValueError(f"{type(self).__name__}.decode: expected a 1-D sequence of ids, got shape "
                              f"{ids.shape} (decode each row of a batch)")
@@ -180,43 +185,60 @@ def _special_token_splitter(tokens: Iterable[str]) -> re.Pattern | None:
     return re.compile("(" + "|".join(map(re.escape, tokens)) + ")") if tokens else None
 
 
-class _WordCache(dict):
-    """word -> ids, cleared when it grows past ``_CACHE_LIMIT`` entries."""
+class _IdsCache(dict):
+    """word -> ids, computed by ``compute`` on first look-up (so ``map(cache.__getitem__, words)`` runs in C for
+    every word seen before); starts over when it holds ``_CACHE_LIMIT`` words."""
 
-    def store(self, word: str, ids: list[int]) -> list[int]:
+    def __init__(self, compute: Callable[[str], list[int]]):
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, word: str) -> list[int]:
         if len(self) >= _CACHE_LIMIT:
             self.clear()
-        self[word] = ids
+        self[word] = ids = self.compute(word)
         return ids
+
+    def ids_of(self, words: Iterable[str]) -> Iterable[int]:
+        return itertools.chain.from_iterable(map(self.__getitem__, words))
 
 
 # ---------------------------------------------------------------------------------------------- WordPiece
 class _BertNormalizer:
-    """BERT's text normalisation as regexes over Unicode classes, in the reference's order: clean, space out
-    CJK ideographs, strip accents, lower-case; then the split into words at whitespace and punctuation."""
+    """BERT's text normalisation, in the reference's order: clean (drop NUL, U+FFFD and "other" characters,
+    i.e. categories Cc, Cf, Cs, Co, Cn, except tab, newline and carriage return), space out CJK ideographs, strip
+    accents (NFD, then drop non-spacing marks), lower-case; then the split into words at whitespace.
+
+    Plain ASCII text passes through three C-level string operations; only the runs that are not plain ASCII go
+    through the per-character tables.
+    """
 
     def __init__(self, lowercase: bool, strip_accents: bool, split_cjk: bool):
         self.lowercase, self.strip_accents, self.split_cjk = lowercase, strip_accents, split_cjk
-        # removed: NUL, U+FFFD and every "other" character (Cc, Cf, Cs, Co, Cn) except \t \n \r
-        others = [span for category in ("Cc", "Cf", "Cs", "Co", "Cn") for span in _category_ranges().get(category, ())]
-        removed = _without([(0x0, 0x0), (0xFFFD, 0xFFFD), *others], {0x09, 0x0A, 0x0D})
-        self._removed = re.compile("[" + _class_body(removed) + "]")
-        self._whitespace = re.compile("[" + _class_body(_WHITE_SPACE) + "]")
-        self._cjk = re.compile("[" + _class_body(_CJK) + "]")
-        self._nonspacing_marks = re.compile("[" + _class_body(_category_ranges()["Mn"]) + "]")
-        punctuation = "[" + _class_body(_chars(_ASCII_PUNCTUATION) + _ranges_of("P")) + "]"
-        self._words = re.compile(f"{punctuation}|[^\\s{punctuation[1:-1]}]+")
+        self._clean = _LazyTable(self._clean_char)
+        self._drop_marks = _LazyTable(lambda char: "" if unicodedata.category(char) == "Mn" else char)
+
+    def _clean_char(self, char: str) -> str:
+        """The replacement of one character that is not plain ASCII (whitespace is left to ``str.split``)."""
+        if char in "\x00\ufffd" or (unicodedata.category(char)[0] == "C" and char not in "\t\n\r"):
+            return ""
+        if self.split_cjk and _in_spans(ord(char), _CJK):
+            return f" {char} "
+        return char
 
     def words(self, text: str) -> list[str]:
-        text = self._whitespace.sub(" ", self._removed.sub("", text))
-        if not text.isascii():
-            if self.split_cjk:
-                text = self._cjk.sub(r" \g<0> ", text)
-            if self.strip_accents:
-                text = self._nonspacing_marks.sub("", unicodedata.normalize("NFD", text))
+        text = _NOT_PLAIN_ASCII.sub(lambda run: run.group().translate(self._clean), text)
+        if self.strip_accents and not text.isascii():
+            text = _NOT_ASCII.sub(lambda run: run.group().translate(self._drop_marks),
+                                  unicodedata.normalize("NFD", text))
         if self.lowercase:  # character by character, as the reference does: no final-sigma rule
             text = text.replace("Σ", "σ").lower()
-        return self._words.findall(text)
+        return text.split()  # every whitespace left after cleaning is White_Space, which str.split splits at
+
+
+def _is_punctuation(char: str) -> bool:
+    """BERT's punctuation: ASCII's symbols and punctuation, and every Unicode punctuation category (P*)."""
+    return char in _ASCII_PUNCTUATION or unicodedata.category(char)[0] == "P"
 
 
 #: the WordPiece decoder's clean-up, applied to each token with the space that precedes it
@@ -249,7 +271,8 @@ class WordPieceTokenizer(_Tokenizer):
         self.max_length, self.max_input_chars_per_word = max_length, max_input_chars_per_word
         self._normalizer = _BertNormalizer(lowercase, lowercase if strip_accents is None else strip_accents,
                                            split_cjk)
-        self._cache = _WordCache()
+        self._punctuation = _LazyTable(_is_punctuation)
+        self._cache = _IdsCache(self._word_ids)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> "WordPieceTokenizer":
@@ -281,10 +304,21 @@ class WordPieceTokenizer(_Tokenizer):
             if index % 2:  # a special token written in the text
                 ids.append(self.vocab[segment])
                 continue
-            for word in self._normalizer.words(segment):
-                pieces = self._cache.get(word)
-                ids.extend(pieces if pieces is not None else self._cache.store(word, self._word_pieces(word)))
+            ids.extend(self._cache.ids_of(self._normalizer.words(segment)))
         return ids
+
+    def _word_ids(self, word: str) -> list[int]:
+        """A whitespace-free word: split at every punctuation character, then WordPiece each part."""
+        if word.isalnum():  # letters and digits only: no punctuation inside
+            return self._word_pieces(word)
+        ids, start = [], 0
+        for position, char in enumerate(word):
+            if self._punctuation[ord(char)]:
+                if position > start:
+                    ids += self._word_pieces(word[start:position])
+                ids += self._word_pieces(char)
+                start = position + 1
+        return ids + self._word_pieces(word[start:]) if start < len(word) else ids
 
     def _word_pieces(self, word: str) -> list[int]:
         """Greedy longest-match-first: at each position take the longest vocabulary entry (``##``-prefixed
@@ -336,11 +370,10 @@ def bytes_to_unicode() -> dict[int, str]:
     return {**{byte: chr(byte) for byte in printable}, **{byte: chr(256 + n) for n, byte in enumerate(shifted)}}
 
 
-def _gpt2_pattern(digits_isolated: bool) -> str:
+def _gpt2_pattern() -> str:
     """GPT-2's pre-tokenisation regex, ``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|
-    \\s+(?!\\S)|\\s+`` with \\s the White_Space property, spelled with explicit classes."""
-    letters, numbers, space = (_class_body(_ranges_of("L")), _class_body(_ranges_of("N")),
-                               _class_body(_WHITE_SPACE))
+    \\s+(?!\\S)|\\s+``, with \\s the White_Space property, spelled with explicit classes."""
+    letters, numbers, space = _bmp_class("L"), _bmp_class("N"), _class_body(_WHITE_SPACE)
     return (f"'s|'t|'re|'ve|'m|'ll|'d| ?[{letters}]+| ?[{numbers}]+| ?[^{space}{letters}{numbers}]+"
             f"|[{space}]+(?![^{space}])|[{space}]+")
 
@@ -350,11 +383,10 @@ def _pre_tokenizer(name: str) -> tuple[re.Pattern, ...]:
     """The regexes, applied one after the other, that cut text into pieces for the model named by a GGUF's
     ``tokenizer.ggml.pre``; each match becomes a piece of its own, and so does the text between matches (as in
     llama.cpp, and in the Hugging Face tokenizers the models come from)."""
-    digit = "[" + _class_body(_ranges_of("N")) + "]"
     families = {
-        "gpt2": (_gpt2_pattern(False),),
+        "gpt2": (_gpt2_pattern(),),
         # llama.cpp's STARCODER family, SmolLM's included: every number character alone first
-        "smollm": (digit, _gpt2_pattern(False)),
+        "smollm": (f"[{_bmp_class('N')}]", _gpt2_pattern()),
     }
     for alias in ("starcoder", "refact", "codeshell"):
         families[alias] = families["smollm"]
@@ -364,12 +396,18 @@ def _pre_tokenizer(name: str) -> tuple[re.Pattern, ...]:
     return tuple(re.compile(f"({pattern})") for pattern in families[name])
 
 
+def _stand_in(char: str) -> str:
+    """A Basic Multilingual Plane character the pre-tokeniser regexes treat as they would treat ``char``: a
+    letter, a number or something else (no character beyond the BMP is whitespace or an apostrophe)."""
+    return {"L": "a", "N": "0"}.get(unicodedata.category(char)[0], "!")
+
+
 class BPETokenizer(_Tokenizer):
     """Byte-level BPE from a GGUF file (``from_gguf``), as llama.cpp and the model's Hugging Face tokenizer do
     it (see the module docstring). Special tokens (GGUF token types CONTROL and USER_DEFINED, e.g.
     ``<|im_start|>``) written in the text are matched whole; BOS/EOS are added when the metadata's
     ``add_bos_token``/``add_eos_token`` say so. ``decode`` undoes the byte mapping, so
-    ``decode(encode(text)) == text`` for any text.
+    ``decode(encode(text)) == text`` for any text whose bytes all have tokens (a byte without one is dropped).
     """
 
     CONTROL, USER_DEFINED = 3, 4  # llama.cpp token types
@@ -387,6 +425,7 @@ class BPETokenizer(_Tokenizer):
         self._control_ids = {index for index, kind in enumerate(types) if kind == self.CONTROL}
         self._special_splitter = _special_token_splitter(self.special_tokens)
         self._splits = _pre_tokenizer(pre_tokenizer)
+        self._stand_ins = _LazyTable(_stand_in)
         self.bos_token_id, self.eos_token_id = bos_token_id, eos_token_id
         self.add_bos_token, self.add_eos_token = add_bos_token, add_eos_token
         pad = pad_token_id if pad_token_id is not None else eos_token_id
@@ -395,7 +434,7 @@ class BPETokenizer(_Tokenizer):
         byte_chars = bytes_to_unicode()
         self._byte_encoder = str.maketrans({chr(byte): char for byte, char in byte_chars.items()})
         self._byte_decoder = {char: byte for byte, char in byte_chars.items()}
-        self._cache = _WordCache()
+        self._cache = _IdsCache(self._piece_ids)
 
     @classmethod
     def from_gguf(cls, path: str | os.PathLike) -> "BPETokenizer":
@@ -421,10 +460,14 @@ class BPETokenizer(_Tokenizer):
 
     def pre_tokenize(self, text: str) -> list[str]:
         """The pieces the regexes cut ``text`` (without special tokens) into."""
-        pieces = [text]
+        probe = _BEYOND_BMP.sub(lambda match: self._stand_ins[ord(match.group())], text)
+        pieces = [probe]
         for pattern in self._splits:
             pieces = [part for piece in pieces for part in pattern.split(piece) if part]
-        return pieces
+        if probe == text:
+            return pieces
+        ends = itertools.accumulate(map(len, pieces))  # the same cuts, in the original text
+        return [text[end - len(piece):end] for piece, end in zip(pieces, ends)]
 
     def _encode_text(self, text: str) -> list[int]:
         segments = self._special_splitter.split(text) if self._special_splitter else [text]
@@ -433,35 +476,34 @@ class BPETokenizer(_Tokenizer):
             if index % 2:
                 ids.append(self.vocab[segment])
                 continue
-            for piece in self.pre_tokenize(segment):
-                symbols = piece.encode("utf-8").decode("latin-1").translate(self._byte_encoder)
-                merged = self._cache.get(symbols)
-                ids.extend(merged if merged is not None else self._cache.store(symbols, self._merge(symbols)))
+            ids.extend(self._cache.ids_of(self.pre_tokenize(segment)))
         return ids
 
-    def _merge(self, word: str) -> list[int]:
-        """Apply merges to the characters of ``word``: repeatedly join every occurrence of the adjacent pair
-        with the lowest rank, until no adjacent pair has one; then look the symbols up."""
-        symbols = list(word)
-        while len(symbols) > 1:
-            pairs = {(a, b) for a, b in zip(symbols, symbols[1:])}
-            best = min(pairs, key=lambda pair: self.ranks.get(pair, len(self.ranks)))
-            if best not in self.ranks:
+    def _piece_ids(self, piece: str) -> list[int]:
+        """Spell the piece's UTF-8 bytes in the byte alphabet, apply the merges, look the symbols up. A byte the
+        vocabulary has no token for is dropped, as llama.cpp and Hugging Face's BPE (without an unknown token)
+        both do: SmolLM2 lacks 21 of the 256 bytes, e.g. 0x1D and the ones UTF-8 never uses."""
+        symbols = self._merge(piece.encode("utf-8").decode("latin-1").translate(self._byte_encoder))
+        return [self.vocab[symbol] for symbol in symbols if symbol in self.vocab]
+
+    def _merge(self, word: str) -> list[str]:
+        """Apply merges to the characters of ``word``: join the adjacent pair with the lowest rank (the leftmost
+        if it occurs twice), until no adjacent pair has a rank. (A merge's result only takes part in merges of
+        higher rank, so this equals GPT-2's "join every occurrence of the best pair" loop.)"""
+        symbols, get_rank, unranked = list(word), self.ranks.get, len(self.ranks)
+        ranks = [get_rank(pair, unranked) for pair in zip(symbols, symbols[1:])]  # ranks[i]: symbols i, i + 1
+        while ranks:
+            best = min(ranks)
+            if best == unranked:
                 break
-            merged, index = [], 0
-            while index < len(symbols):
-                if index + 1 < len(symbols) and (symbols[index], symbols[index + 1]) == best:
-                    merged.append(symbols[index] + symbols[index + 1])
-                    index += 2
-                else:
-                    merged.append(symbols[index])
-                    index += 1
-            symbols = merged
-        try:
-            return [self.vocab[symbol] for symbol in symbols]
-        except KeyError as error:
-            raise ValueError(f"BPETokenizer: the merges produced {error.args[0]!r}, which is not in the "
-                             f"vocabulary (inconsistent tokens and merges)") from None
+            i = ranks.index(best)
+            symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+            del ranks[i]
+            if i > 0:
+                ranks[i - 1] = get_rank((symbols[i - 1], symbols[i]), unranked)
+            if i < len(ranks):
+                ranks[i] = get_rank((symbols[i], symbols[i + 1]), unranked)
+        return symbols
 
     def _framing(self) -> tuple[list[int], list[int]]:
         prefix = [self.bos_token_id] if self.add_bos_token and self.bos_token_id is not None else []

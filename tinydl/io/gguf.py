@@ -312,6 +312,8 @@ class GGUFFile:
         if info.type_name not in _DEQUANTIZERS:
             raise GGUFError(f"{self._source}: tensor {name!r} has ggml type {info.type_name}, which tinydl cannot "
                             f"dequantise; supported: {', '.join(_DEQUANTIZERS)}")
+        if self._map is None:
+            raise ValueError(f"{self._source} is closed")
         raw = memoryview(self._map)[info.offset:info.offset + info.nbytes]
         return dequantize(raw, info.type_name, info.shape)
 

@@ -195,6 +195,8 @@ class SafetensorsFile:
     def tensor(self, name: str) -> np.ndarray:
         """The tensor as a NumPy array (a copy-on-write view of the file; BF16 widened to float32)."""
         entry = self._entry(name)
+        if self._map is None:
+            raise ValueError(f"safetensors file '{self.path}' is closed")
         stored = _STORED_DTYPES[entry.dtype]
         array = np.ndarray(entry.shape, dtype=stored, buffer=self._map, offset=self._data_start + entry.begin)
         return bfloat16_to_float32(array) if entry.dtype == "BF16" else array
