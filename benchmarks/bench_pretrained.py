@@ -84,9 +84,10 @@ def bench_minilm() -> None:
         features = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask),
                     "token_type_ids": torch.zeros_like(torch.tensor(ids))}
 
-        def peer() -> None:
+        def sentence_transformers() -> None:
             with torch.inference_mode():
                 reference(dict(features))["sentence_embedding"]
+        peer = sentence_transformers
     result = compare(f"(a) MiniLM embeddings, batch 32 x {ids.shape[1]} tokens", ours, peer, trials=TRIALS,
                      warmup=1)
     print(result.row(), flush=True)
@@ -118,10 +119,11 @@ def bench_smollm2() -> None:
                                                      torch_dtype=torch.float32).eval()
         prompt_t = torch.tensor(prompt)
 
-        def peer() -> None:
+        def transformers_generate() -> None:
             with torch.inference_mode():
                 reference.generate(prompt_t, attention_mask=torch.ones_like(prompt_t), max_new_tokens=NEW_TOKENS,
                                    min_new_tokens=NEW_TOKENS, do_sample=False)
+        peer = transformers_generate
     result = compare(f"(b) SmolLM2 generate, {prompt.shape[1]}-token prompt + {NEW_TOKENS} tokens", ours, peer,
                      trials=max(TRIALS // 3, 1), warmup=1)
     print(result.row(), flush=True)

@@ -3,7 +3,6 @@ attention (forward, gradients, second derivatives), and the rotary tables' relat
 import numpy as np
 import pytest
 
-import tinydl
 import tinydl.functional as F
 from tinydl import Tensor, nn
 

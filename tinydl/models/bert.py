@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy
 
 from .. import functional as F
 from ..backend import array_module_for, device_of
