@@ -5,9 +5,11 @@
 Rows of ``ratio  tinydl ms  torch ms`` (ratio = tinydl / torch, medians of interleaved trials; see harness.py):
 
 forward + backward of the kernels of issue 4, item 5c: ``scaled_dot_product_attention`` at batch 32, 4 heads,
-sequence 128, head dim 32, causal; ``lstm_cell`` at batch 32, input 128, hidden 256; and the fused LSTM
-recurrence of a whole layer (``lstm_sequence``, 100 steps) against ``torch.nn.LSTM``'s. The training steps of
-items 5a and 5b are in bench_sequence_models.py.
+sequence 128, head dim 32, causal; ``lstm_cell`` at batch 32, input 128, hidden 256; the fused LSTM
+recurrence of a whole layer (``lstm_sequence``, 100 steps) against ``torch.nn.LSTM``'s; and whole GRU and Elman
+(tanh) layers, 100 steps, input 128, hidden 256, against ``torch.nn.GRU``/``torch.nn.RNN`` with the same weights,
+both with tinydl's fused sequence kernels and with the composed step-by-step path (``layer.fused = False``).
+The training steps of items 5a and 5b are in bench_sequence_models.py.
 """
 from __future__ import annotations
 
@@ -89,7 +91,30 @@ def kernel_cases(torch, rng: np.random.Generator) -> list[tuple[str, Callable, C
          _forward_backward(tinydl, ours_sequence, sequence, 4),
          None if torch is None else _forward_backward(torch, _torch_sequence(torch), sequence, 4)),
     ]
+    for kind in ("GRU", "RNN"):
+        cases += _layer_cases(torch, kind, array(LSTM_STEPS, BATCH, LSTM_INPUT))
     return cases
+
+
+def _layer_cases(torch, kind: str, x: np.ndarray) -> list[tuple[str, Callable, Callable | None]]:
+    """A whole recurrent layer, forward and backward, tinydl fused and composed against PyTorch's layer (same
+    weights, copied from tinydl's)."""
+    ours = getattr(tinydl.nn, kind)(LSTM_INPUT, LSTM_HIDDEN)
+    peer = None
+    if torch is not None:
+        theirs = getattr(torch.nn, kind)(LSTM_INPUT, LSTM_HIDDEN)
+        with torch.no_grad():
+            for name, parameter in ours.named_parameters():
+                getattr(theirs, name).copy_(torch.from_numpy(parameter.data))
+        peer = _forward_backward(torch, lambda x: theirs(x)[0], [x], 1)
+
+    def run(fused: bool) -> Callable[[], None]:
+        def layer(x):
+            ours.fused = fused
+            return ours(x)[0]
+        return _forward_backward(tinydl, layer, [x], 1)
+    return [(f"{kind} layer {LSTM_STEPS} steps fwd+bwd (fused)", run(True), peer),
+            (f"{kind} layer {LSTM_STEPS} steps fwd+bwd (composed)", run(False), peer)]
 
 
 def _torch_sequence(torch) -> Callable:

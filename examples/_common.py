@@ -6,10 +6,11 @@ otherwise repeat lives here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, Callable, Iterator, Mapping, TextIO
 
 import tinydl
 
@@ -39,6 +40,25 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+# ------------------------------------------------------------------------------------------- data
+MISSING_DATA_STATUS = 2  # the exit status of an example whose data is missing (argparse uses 2 for usage errors)
+
+
+@contextlib.contextmanager
+def data_or_exit(example: str, alternative: str) -> Iterator[None]:
+    """Turn a missing dataset (``FileNotFoundError`` from a reader) into two lines on stderr and exit status 2.
+
+    The reader's message says what is missing and the command that installs it; ``alternative`` says what else the
+    user can do (another option of the example). A newcomer sees what to type, not a traceback.
+    """
+    try:
+        yield
+    except FileNotFoundError as error:
+        print(f"{example}: {error}", file=sys.stderr)
+        print(f"{example}: {alternative}", file=sys.stderr)
+        sys.exit(MISSING_DATA_STATUS)
 
 
 # ------------------------------------------------------------------------------------------- progress

@@ -47,8 +47,8 @@ from tinydl.data import DataLoader  # noqa: E402
 from tinydl.data.text import (PadCollate, TextClassificationDataset, WordVocab, read_bbc_news,  # noqa: E402
                               stratified_split, tokenize_words)
 
-from _common import (Progress, add_training_arguments, check_same_config, format_duration,  # noqa: E402
-                     load_checkpoint, plot_curves, positive_int, save_checkpoint)
+from _common import (Progress, add_training_arguments, check_same_config, data_or_exit,  # noqa: E402
+                     format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint)
 from char_rnn import schedule  # noqa: E402
 
 TEST_FRACTION = 0.2
@@ -115,7 +115,10 @@ class Splits:
 
 def prepare_data(data_dir: str | None, recipe: Recipe, split_seed: int) -> Splits:
     """Read, split (stratified), build the vocabulary on the training split, and encode both splits."""
-    documents, labels, classes = read_bbc_news(data_dir)
+    alternative = ("check the folder given to --data-dir (one sub-folder of .txt files per class)" if data_dir else
+                   "or classify your own texts: --data-dir FOLDER with one sub-folder of .txt files per class")
+    with data_or_exit("bert_classifier", alternative):
+        documents, labels, classes = read_bbc_news(data_dir)
     train_indices, test_indices = stratified_split(labels, TEST_FRACTION, split_seed)
     tokens = [tokenize_words(document) for document in documents]
     vocab = WordVocab.build([tokens[i] for i in train_indices], max_size=recipe.max_vocab, min_freq=recipe.min_freq)

@@ -42,8 +42,8 @@ import tinydl.functional as F  # noqa: E402
 from tinydl import nn, optim  # noqa: E402
 from tinydl.data.text import CharVocab, LanguageModelBatches, read_text, shakespeare_text, split_corpus  # noqa: E402
 
-from _common import (Progress, add_training_arguments, check_same_config, format_duration,  # noqa: E402
-                     load_checkpoint, plot_curves, positive_int, save_checkpoint)
+from _common import (Progress, add_training_arguments, check_same_config, data_or_exit,  # noqa: E402
+                     format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint)
 
 VALIDATION_FRACTION = 0.1
 
@@ -57,9 +57,12 @@ class Corpus:
     source: str
 
 
-def load_corpus(text_path: str | None) -> Corpus:
-    """The text (``--text FILE``, else the Shakespeare plays), its vocabulary and the two splits as ids."""
-    text = read_text(text_path) if text_path else shakespeare_text()
+def load_corpus(text_path: str | None, example: str = "char_rnn") -> Corpus:
+    """The text (``--text FILE``, else the Shakespeare plays), its vocabulary and the two splits as ids; a missing
+    file or data package ends ``example`` with a short message and exit status 2."""
+    alternative = "check the path given to --text" if text_path else "or train on any UTF-8 text with --text FILE"
+    with data_or_exit(example, alternative):
+        text = read_text(text_path) if text_path else shakespeare_text()
     train_text, validation_text = split_corpus(text, VALIDATION_FRACTION)
     vocab = CharVocab.from_text(train_text)
     return Corpus(vocab, vocab.encode(train_text), vocab.encode(validation_text), text_path or "shakespeare")

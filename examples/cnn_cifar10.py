@@ -37,8 +37,8 @@ import tinydl.functional as F  # noqa: E402
 from tinydl import nn, optim  # noqa: E402
 from tinydl.data import CIFAR10, DataLoader, Subset, transforms as T  # noqa: E402
 
-from _common import (Progress, add_training_arguments, check_same_config, format_duration,  # noqa: E402
-                     load_checkpoint, plot_curves, positive_int, save_checkpoint)
+from _common import (Progress, add_training_arguments, check_same_config, data_or_exit,  # noqa: E402
+                     format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per-channel mean and standard deviation of the training images
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -105,12 +105,8 @@ def chosen_recipe(args: argparse.Namespace) -> Recipe:
 
 def load_dataset(args: argparse.Namespace, train: bool) -> CIFAR10 | Subset:
     limit = args.limit_train if train else args.limit_test
-    try:
+    with data_or_exit("cnn_cifar10", "or add --download to fetch the official archive into --data-dir"):
         dataset = CIFAR10(args.data_dir, train=train, download=args.download)
-    except FileNotFoundError as error:
-        raise SystemExit(f"cnn_cifar10: CIFAR-10 is not in {args.data_dir!r}.\n{error}\n"
-                         f"On the tinydl development machine: python3 ../shared/data/make_cifar10_bin.py "
-                         f"{args.data_dir}; elsewhere: add --download.") from error
     return Subset(dataset, range(min(limit, len(dataset)))) if limit else dataset
 
 

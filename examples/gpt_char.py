@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> float:
     """Train as the command line says; returns the final validation loss in nats."""
     args = parse_arguments(argv)
     recipe = chosen_recipe(args)
-    corpus = load_corpus(args.text)
+    corpus = load_corpus(args.text, example="gpt_char")
     tinydl.manual_seed(args.seed)
     batches = LanguageModelBatches(corpus.train_ids, recipe.batch_size, recipe.context, random_offset=True,
                                    seed=args.seed, device=args.device)

@@ -24,3 +24,42 @@ def test_overhead_benchmark_prints_a_ratio():
 def test_every_benchmark_runs_quickly():
     output = run("run_all.py", "--quick")
     assert output.count("===") >= 2 * 5
+
+
+def write_tiny_cifar(root: pathlib.Path, images_per_file: int = 16) -> None:
+    """The CIFAR-10 binary layout with a few random records per file (label byte + 3072 pixel bytes)."""
+    import numpy as np
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        records = rng.integers(0, 256, (images_per_file, 3073), dtype=np.uint8)
+        records[:, 0] %= 10
+        (folder / name).write_bytes(records.tobytes())
+
+
+def test_gpu_check_documents_one_command():
+    output = run("gpu_check.py", "--help")
+    assert "python benchmarks/gpu_check.py RESULTS_DIR" in output and "--dry-run" in output
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_writes_every_part(tmp_path):
+    """The GPU check's code paths on the CPU: pytest twice, the three models against PyTorch (fused on and off),
+    every fused-kernel workload, one (tiny) CIFAR-10 epoch; one JSON and one markdown table. About 15 s of CPU in
+    five processes (45 s wall on the shared 2-core machine), hence slow."""
+    import json
+    pytest.importorskip("torch")
+    write_tiny_cifar(tmp_path / "data")
+    run("gpu_check.py", str(tmp_path / "out"), "--dry-run", "--data-dir", str(tmp_path / "data"))
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    for key in ("tests_fused", "tests_plain"):
+        assert report["tests"][key]["status"] == "ok" and report["tests"][key]["passed"] == 1
+    models = report["models"]
+    assert models["status"] == "ok" and len(models["models"]) == 3 and "models_error" not in models
+    for row in models["models"]:
+        assert abs(row["first_loss_tinydl"] - row["first_loss_torch"]) < 1e-3   # the same weights and batch
+    assert len(models["kernels"]) >= 19
+    assert report["cifar"]["status"] == "ok" and 0 <= report["cifar"]["test_accuracy_percent"] <= 100
+    table = (tmp_path / "out" / "gpu_check.md").read_text()
+    assert "(a) GPU tests" in table and "ratio fused" in table and "test accuracy" in table

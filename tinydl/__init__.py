@@ -9,7 +9,7 @@ from .backend import Device, device, get_array_module, is_available
 from .tensor import Tensor, as_tensor, tensor
 from .creation import (arange, default_generator, empty, eye, full, full_like, linspace, manual_seed, ones,
                        ones_like, rand, rand_like, randint, randn, randn_like, randperm, zeros, zeros_like)
-from . import data, functional
+from . import cuda, data, functional
 from . import nn, optim
 from .serialization import load, save
 from .functional import (cat, chunk, exp, log, matmul, maximum, minimum, permute, reshape, sigmoid, split, sqrt,

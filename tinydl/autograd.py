@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 from numpy import ndarray as _ndarray
 
 from . import anomaly as _anomaly
+from .backend import _NO_SCOPE, device_scope
 from .anomaly import _state as _anomaly_state, active_threads as _anomaly_threads  # tinydl.detect_anomaly
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,7 +134,11 @@ class Function:
         record = True in needs and _grad_mode.enabled
         self.needs_input_grad = needs if record else (False,) * len(needs)
         try:
-            result = self.forward(*arrays)
+            if arrays and type(arrays[0]) is not _ndarray:
+                with device_scope(arrays[0]):  # a GPU array: compute on its GPU
+                    result = self.forward(*arrays)
+            else:
+                result = self.forward(*arrays)
         except (ValueError, TypeError) as error:
             raise _named_error(self, error, arrays) from error
         if _anomaly_threads and _anomaly_state.enabled:
@@ -270,7 +275,7 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
         elif inputs is None and tensor.requires_grad:
             if not create_graph and tensor.grad is None:
                 # .grad must own writable memory that no other leaf shares (optimizers update it in place)
-                if id(gradient.data) in leaf_arrays or not getattr(gradient.data.flags, "writeable", True):
+                if id(gradient.data) in leaf_arrays or _is_broadcast_view(gradient.data):
                     gradient = _Tensor._from_array(gradient.data.copy())
                 else:
                     gradient = gradient.detach()
@@ -281,10 +286,12 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
     previous_mode = is_grad_enabled()
     _set_enabled(create_graph)
     try:
-        for output, gradient in zip(outputs, grad_outputs):
-            leaf_arrays.add(id(gradient.data))
-            if output.requires_grad:
-                deliver(output, gradient)
+        first = outputs[0].data if outputs else None
+        with device_scope(first) if first is not None and type(first) is not _ndarray else _NO_SCOPE:
+            for output, gradient in zip(outputs, grad_outputs):
+                leaf_arrays.add(id(gradient.data))
+                if output.requires_grad:
+                    deliver(output, gradient)
         for function in reversed(order):
             slot = pending.pop(function, None)
             if slot is None:
@@ -294,22 +301,33 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                 raise RuntimeError(
                     f"{function.name}: this op's backward is a fused kernel that is differentiable only once; "
                     "create_graph=True (a second derivative) is not supported through it")
-            if len(grads) > 1:
-                grads = [g if g is not None else _zeros(function, i) for i, g in enumerate(grads)]
-            if _anomaly_threads and _anomaly_state.enabled:
-                input_grads = _anomaly.run_backward(function, grads)
-            else:
-                input_grads = function.backward(*grads)
-            if type(input_grads) is not tuple:
-                input_grads = (input_grads,)
-            for tensor, gradient in zip(function.inputs, input_grads):
-                if gradient is not None and tensor.requires_grad:
-                    deliver(tensor, gradient)
+            first = function.inputs[0].data
+            with device_scope(first) if type(first) is not _ndarray else _NO_SCOPE:  # a GPU's work on that GPU
+                if len(grads) > 1:
+                    grads = [g if g is not None else _zeros(function, i) for i, g in enumerate(grads)]
+                if _anomaly_threads and _anomaly_state.enabled:
+                    input_grads = _anomaly.run_backward(function, grads)
+                else:
+                    input_grads = function.backward(*grads)
+                if type(input_grads) is not tuple:
+                    input_grads = (input_grads,)
+                for tensor, gradient in zip(function.inputs, input_grads):
+                    if gradient is not None and tensor.requires_grad:
+                        deliver(tensor, gradient)
             if not retain_graph:
                 function._release()
     finally:
         _set_enabled(previous_mode)
     return captured if inputs is not None else None
+
+
+def _is_broadcast_view(array: Any) -> bool:
+    """True for a view in which several elements share memory (a stride of 0 along an axis longer than 1, as
+    ``broadcast_to`` makes), or that NumPy marks read-only. CuPy arrays have no ``writeable`` flag and CuPy's
+    broadcast views are writable, so the strides are what tells."""
+    if not getattr(array.flags, "writeable", True):
+        return True
+    return any(stride == 0 and size > 1 for stride, size in zip(array.strides, array.shape))
 
 
 def _zeros(function: Function, index: int) -> "Tensor":
@@ -336,7 +354,9 @@ def _as_grad_list(outputs: Sequence["Tensor"], grad_outputs: Any) -> list["Tenso
                     f"backward: grad can be implicitly created only for scalar outputs, but the output has shape "
                     f"{tuple(output.shape)}; pass a gradient of that shape (or reduce the output, e.g. .sum())")
             from .backend import get_array_module
-            gradient = _Tensor._from_array(get_array_module(output.data).ones(output.shape, dtype=output.dtype))
+            with device_scope(output.data):
+                gradient = _Tensor._from_array(get_array_module(output.data).ones(output.shape,
+                                                                                  dtype=output.dtype))
         elif not isinstance(gradient, _Tensor):
             from .tensor import tensor as make_tensor
             gradient = make_tensor(gradient, dtype=output.dtype, device=output.device)

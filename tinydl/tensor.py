@@ -11,7 +11,8 @@ from typing import Any, Iterator, Sequence
 import numpy
 
 from . import autograd
-from .backend import Device, array_module_for, device, device_of, get_array_module, is_array, to_device
+from .backend import (Device, array_module_for, device, device_of, device_scope, get_array_module, is_array,
+                      to_device)
 
 __all__ = ["Tensor", "tensor", "as_tensor"]
 
@@ -246,7 +247,7 @@ class Tensor:
         if self.requires_grad:
             raise RuntimeError("setitem: in-place assignment into a tensor that requires grad would corrupt the "
                                "graph; assign into .data under no_grad, or build a new tensor with where()/cat()")
-        self.data[_raw_key(key)] = value.data if isinstance(value, Tensor) else value
+        self.data[_raw_key(key)] = _assignable(self, value)
 
     # ------------------------------------------------------------------------------------------ methods
     def exp(self) -> "Tensor": return F.exp(self)
@@ -297,6 +298,23 @@ def _shape_args(args: Sequence[Any]) -> tuple[int, ...]:
     return tuple(args)
 
 
+def _assignable(target: Tensor, value: Any) -> Any:
+    """``value`` ready to be written into ``target``'s data: a Tensor must be on the target's device (no hidden
+    transfer between devices); host data (a list, a NumPy array) written into a GPU tensor is copied over
+    explicitly, as the user asked for it; numbers pass as they are."""
+    if isinstance(value, Tensor):
+        if value.device != target.device:
+            raise RuntimeError(f"setitem: the value is on {value.device} but the tensor is on {target.device}; "
+                               f"move it with .to({str(target.device)!r})")
+        return value.data
+    if target.device.type == "cpu" or isinstance(value, (bool, int, float, complex, numpy.generic)):
+        return value
+    if is_array(value) and device_of(value).type != "cpu" and device_of(value) != target.device:
+        raise RuntimeError(f"setitem: the value is an array on {device_of(value)} but the tensor is on "
+                           f"{target.device}; move it with tinydl.backend.to_device")
+    return to_device(numpy.asarray(value) if isinstance(value, (list, tuple)) else value, target.device)
+
+
 def _raw_key(key: Any) -> Any:
     if isinstance(key, Tensor):
         return key.data
@@ -317,7 +335,8 @@ def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool
         data = data.data
     xp = array_module_for(device) if device is not None else get_array_module(data)
     if hasattr(data, "dtype"):
-        array = xp.array(to_device(data, device) if device is not None else data, dtype=dtype, copy=True)
+        with device_scope(device if device is not None else data):
+            array = xp.array(to_device(data, device) if device is not None else data, dtype=dtype, copy=True)
     else:
         array = numpy.array(data, dtype=dtype)
         if dtype is None and array.dtype == numpy.float64:

@@ -103,6 +103,60 @@ def sequence_cases(draw):
     return Case((input_gates, h0, c0, w_hh), {"reverse": draw(st.booleans())})
 
 
+@st.composite
+def gru_sequence_cases(draw):
+    """input gates (T, batch, 3H), h0, W_hh, optionally b_hh, and a direction."""
+    length, batch, hidden = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    input_gates = draw(arrays((length, batch, 3 * hidden), low=-2.0, high=2.0))
+    h0 = draw(arrays((batch, hidden), low=-1.0, high=1.0))
+    w_hh = draw(arrays((3 * hidden, hidden), low=-1.0, high=1.0))
+    bias = [draw(arrays((3 * hidden,), low=-1.0, high=1.0))] if draw(st.booleans()) else []
+    return Case(tuple([input_gates, h0, w_hh] + bias), {"reverse": draw(st.booleans())})
+
+
+@st.composite
+def rnn_sequence_cases(draw, nonlinearity):
+    """input gates (T, batch, H), h0, W_hh, a direction; relu cases keep every pre-activation away from 0."""
+    length, batch, hidden = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    input_gates = draw(arrays((length, batch, hidden), low=-2.0, high=2.0))
+    h0 = draw(arrays((batch, hidden), low=-1.0, high=1.0))
+    w_hh = draw(arrays((hidden, hidden), low=-1.0, high=1.0))
+    return Case((input_gates, h0, w_hh), {"nonlinearity": nonlinearity, "reverse": draw(st.booleans())})
+
+
+def reference_gru_sequence(input_gates, h, w_hh, b_hh=None, reverse=False):
+    """Unrolled step by step with the GRU cell reference; W_ih is the identity (3H, 3H) and b_ih is zero, so the
+    cell's input projection is ``input_gates[t]`` itself."""
+    outputs = np.zeros(input_gates.shape[:2] + h.shape[-1:])
+    identity = np.eye(input_gates.shape[-1])
+    biases = () if b_hh is None else (np.zeros_like(b_hh), b_hh)
+    steps = range(input_gates.shape[0])
+    for t in (reversed(steps) if reverse else steps):
+        h = outputs[t] = reference_gru(input_gates[t], h, identity, w_hh, *biases)
+    return outputs, h
+
+
+def reference_rnn_sequence(input_gates, h, w_hh, nonlinearity="tanh", reverse=False):
+    act = np.tanh if nonlinearity == "tanh" else (lambda v: np.maximum(v, 0))
+    outputs = np.zeros(input_gates.shape)
+    steps = range(input_gates.shape[0])
+    for t in (reversed(steps) if reverse else steps):
+        h = outputs[t] = reference_elman(act, input_gates[t], h, np.eye(input_gates.shape[-1]), w_hh)
+    return outputs, h
+
+
+def _relu_sequence_away_from_kink(case, margin=1e-3):
+    """Every pre-activation of the relu recurrence at least ``margin`` away from relu's kink at 0."""
+    input_gates, h, w_hh = case.arrays
+    steps = range(input_gates.shape[0])
+    for t in (reversed(steps) if case.kwargs["reverse"] else steps):
+        pre = input_gates[t] + h @ w_hh.T
+        if np.any(np.abs(pre) <= margin):
+            return False
+        h = np.maximum(pre, 0)
+    return True
+
+
 def _lstm_cell(x, h, c, w_ih, w_hh, *biases):
     return F.lstm_cell(x, (h, c), w_ih, w_hh, *biases)
 
@@ -120,4 +174,10 @@ SPECS = [
     OpSpec("gru_cell", F.gru_cell, cell_cases("gru_cell"), reference_gru),
     OpSpec("lstm_cell", _lstm_cell, cell_cases("lstm_cell"), reference_lstm, twice_differentiable=False),
     OpSpec("lstm_sequence", _lstm_sequence, sequence_cases(), reference_lstm_sequence, twice_differentiable=False),
+    OpSpec("gru_sequence", F.gru_sequence, gru_sequence_cases(), reference_gru_sequence,
+           twice_differentiable=False),
+    OpSpec("rnn_sequence", F.rnn_sequence, rnn_sequence_cases("tanh"), reference_rnn_sequence,
+           twice_differentiable=False),
+    OpSpec("rnn_sequence", F.rnn_sequence, rnn_sequence_cases("relu").filter(_relu_sequence_away_from_kink),
+           reference_rnn_sequence, twice_differentiable=False),
 ]

@@ -152,6 +152,14 @@ case("F.lstm_cell", lambda: F.lstm_cell(t(2, 5), (t(2, 4), t(2, 4)), t(16, 3), t
      shape(2, 5), r"\b3\b", label="shapes")
 case("F.lstm_sequence", lambda: F.lstm_sequence(t(5, 2, 12), (t(2, 4), t(2, 4)), t(16, 4)), ValueError,
      shape(5, 2, 12), r"\b16\b")
+case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 10), t(2, 4), t(12, 4)), ValueError, shape(5, 2, 10),
+     r"\b12\b")
+case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 12), t(2, 4), t(12, 4), t(9)), ValueError, shape(9,),
+     label="bias")
+case("F.rnn_sequence", lambda: F.rnn_sequence(t(5, 2, 4), t(3, 4), t(4, 4)), ValueError, shape(3, 4),
+     shape(2, 4))
+case("F.rnn_sequence", lambda: F.rnn_sequence(t(5, 2, 4), t(2, 4), t(4, 4), "sigmoid"), ValueError, "sigmoid",
+     label="nonlinearity")
 
 # ------------------------------------------------------------------------------------------------ attention
 case("F.scaled_dot_product_attention", lambda: F.scaled_dot_product_attention(t(2, 4, 8), t(2, 5, 6),
@@ -266,3 +274,31 @@ _module("LearnedPositionalEncoding", lambda: nn.LearnedPositionalEncoding(3, 4)(
 _module("Sequential", lambda: nn.Sequential(nn.ReLU(), "relu"), TypeError, "str")
 _module("ModuleList", lambda: nn.ModuleList([nn.ReLU()]).append(3), TypeError, "int")
 _module("ModuleDict", lambda: nn.ModuleDict({"a": 3}), TypeError, "int")
+
+
+# ------------------------------------------------------------------------------------------------ devices
+# (on the GPU, or on the CuPy double of tests/cupy_double where no GPU is present: see tests/conftest.py)
+def _gpu(*sizes: int) -> tinydl.Tensor:
+    return t(*sizes).to("cuda")
+
+
+def _device_array(*sizes: int) -> Any:
+    return _gpu(*sizes).data
+
+
+case("F.add", lambda: F.add(t(3), _gpu(3)), RuntimeError, "cpu", "cuda:0", label="devices")
+case("F.add", lambda: t(3) + _device_array(3), RuntimeError, "cpu", "cuda:0", label="device-array")
+case("F.add", lambda: _gpu(3) + np.ones(3, dtype=np.float32), RuntimeError, "cpu", "cuda:0",
+     label="host-array-into-gpu")
+case("F.matmul", lambda: F.matmul(t(2, 3), _gpu(3, 2)), RuntimeError, "cpu", "cuda:0", label="devices")
+case("F.cat", lambda: F.cat([t(3), _gpu(3)]), RuntimeError, "cpu", "cuda:0", label="devices")
+case("F.where", lambda: F.where(t(3).data > 0, _gpu(3), _gpu(3)), RuntimeError, "condition", "cpu", "cuda:0",
+     label="devices")
+case("F.embedding", lambda: F.embedding(ints(0, 1), _gpu(3, 2)), RuntimeError, "cpu", "cuda:0", label="devices")
+case("F.cross_entropy", lambda: F.cross_entropy(_gpu(2, 3), ints(0, 1)), RuntimeError, "cpu", "cuda:0",
+     label="devices")
+case("F.scaled_dot_product_attention",
+     lambda: F.scaled_dot_product_attention(t(2, 2), _gpu(2, 2), t(2, 2)), RuntimeError, "cpu", "cuda:0",
+     label="devices")
+case("nn.Linear", lambda: nn.Linear(3, 2)(_gpu(3)), RuntimeError, "cpu", "cuda:0", label="devices",
+     also=("linear",))

@@ -123,5 +123,7 @@ def test_help_and_missing_data(example, tmp_path, capsys):
     usage = capsys.readouterr().out
     for option in ("--data-dir", "--pooling", "--device", "--seed", "--resume", "--split-seed"):
         assert option in usage
-    with pytest.raises(FileNotFoundError, match="nowhere is not a directory"):
+    with pytest.raises(SystemExit) as exit_info:
         example.main(["--data-dir", str(tmp_path / "nowhere")])
+    assert exit_info.value.code == 2
+    assert "nowhere is not a directory" in capsys.readouterr().err

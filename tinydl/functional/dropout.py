@@ -7,6 +7,8 @@ import numbers
 from ..autograd import Function
 from ..backend import device_of, get_array_module
 from ..creation import default_generator
+from ..kernels.cuda.build import can_fuse
+from ..kernels.cuda.dropout import dropout_forward as fused_dropout
 from ..tensor import Tensor
 from .elementwise import constant
 
@@ -23,6 +25,9 @@ class Dropout(Function):
     def forward(self, x):
         xp = get_array_module(x)
         uniform = default_generator(device_of(x)).random(x.shape, dtype=xp.float32)
+        if can_fuse(x):  # mask and output in one CUDA kernel
+            y, self.mask = fused_dropout(x, uniform, self.p)
+            return y
         self.mask = xp.multiply(uniform >= self.p, 1 / (1 - self.p), dtype=x.dtype)
         return x * self.mask
 

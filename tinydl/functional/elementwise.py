@@ -11,9 +11,10 @@ from typing import Any
 import numpy
 
 from ..autograd import Function
-from ..backend import device, get_array_module
+from ..backend import device, device_of, device_scope, get_array_module, is_array
 from ..kernels.special import erf as erf_kernel
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from ._operands import check_broadcast, operands, require_tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "maximum", "minimum", "where",
@@ -280,12 +281,14 @@ def erf(input: Tensor) -> Tensor:
     return Erf()(input)
 
 
+@on_the_inputs_device
 def sign(input: Tensor) -> Tensor:
     """-1, 0 or 1 by the sign of each element (no gradient: its derivative is zero almost everywhere)."""
     input = require_tensor("sign", input)
     return constant(get_array_module(input.data).sign(input.data))
 
 
+@on_the_inputs_device
 def maximum(input: Any, other: Any) -> Tensor:
     """Elementwise max; at ties the gradient goes to ``input``."""
     a, b = operands("maximum", input, other)
@@ -293,6 +296,7 @@ def maximum(input: Any, other: Any) -> Tensor:
     return where(a.data >= b.data, a, b)
 
 
+@on_the_inputs_device
 def minimum(input: Any, other: Any) -> Tensor:
     """Elementwise min; at ties the gradient goes to ``input``."""
     a, b = operands("minimum", input, other)
@@ -304,9 +308,13 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     """``input`` where ``condition`` holds, else ``other`` (all three broadcast together)."""
     condition = condition.data if isinstance(condition, Tensor) else condition
     a, b = operands("where", input, other)
+    if is_array(condition) and getattr(condition, "ndim", 0) and device_of(condition) != a.device:
+        raise RuntimeError(f"where: the condition is on {device_of(condition)} but the values are on {a.device}; "
+                           "move it with .to(device)")
     return Where(condition)(a, b)
 
 
+@on_the_inputs_device
 def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """Clip each element to [min, max]; the gradient passes where the input lies inside the range."""
     if min is None and max is None:
@@ -351,7 +359,8 @@ def _compare(op: str, ufunc_name: str, input: Any, other: Any) -> Tensor:
     a, b = operands(op, input, other)
     xp = get_array_module(a.data)
     try:
-        return constant(getattr(xp, ufunc_name)(a.data, b.data))
+        with device_scope(a.data):
+            return constant(getattr(xp, ufunc_name)(a.data, b.data))
     except ValueError as error:
         raise ValueError(f"{op}: {error} (shapes {tuple(a.shape)} and {tuple(b.shape)})") from error
 
@@ -386,17 +395,20 @@ def ge(input: Any, other: Any) -> Tensor:
     return _compare("ge", "greater_equal", input, other)
 
 
+@on_the_inputs_device
 def logical_not(input: Any) -> Tensor:
     """Elementwise not (bool, no gradient)."""
     input = require_tensor("logical_not", input)
     return constant(get_array_module(input.data).logical_not(input.data))
 
 
+@on_the_inputs_device
 def logical_and(input: Any, other: Any) -> Tensor:
     """Elementwise and (bool, no gradient)."""
     return _compare("logical_and", "logical_and", input, other)
 
 
+@on_the_inputs_device
 def logical_or(input: Any, other: Any) -> Tensor:
     """Elementwise or (bool, no gradient)."""
     return _compare("logical_or", "logical_or", input, other)

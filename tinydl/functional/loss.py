@@ -18,7 +18,11 @@ from typing import Any
 
 from ..autograd import Function
 from ..backend import device_of, get_array_module
+from ..kernels.cuda import softmax as fused
+from ..kernels.cuda.build import can_fuse
 from ..tensor import Tensor
+from ._checks import check_values_now
+from ._device import on_the_inputs_device
 from ._operands import check_broadcast, operands, to_tensor
 from .activation import log_softmax, sigmoid, softmax
 from .reduction import sum
@@ -46,6 +50,7 @@ class ClassTargets:
         rows = xp.arange(samples).reshape(samples, 1) * classes
         positions = (rows + safe_target.reshape(samples, inner)) * inner + xp.arange(inner)
         self.flat = positions.reshape(target.shape)
+        self.index = safe_target  # t_i, with ignored targets replaced by 0 (their weight is 0)
         valid = valid.astype(dtype)
         target_weight = valid if weight is None else weight[safe_target] * valid
         self.normaliser = target_weight.sum()
@@ -82,8 +87,10 @@ class ClassTargets:
 
 
 def _check_class_range(op: str, safe_target: Any, classes: int, ignore_index: int) -> None:
-    """``safe_target``: the targets with the ignored ones replaced by 0, so any value outside [0, C) is wrong."""
-    if safe_target.size and (safe_target.min() < 0 or safe_target.max() >= classes):
+    """``safe_target``: the targets with the ignored ones replaced by 0, so any value outside [0, C) is wrong.
+    On a GPU only under detect_anomaly (see :mod:`._checks`)."""
+    if safe_target.size and check_values_now(safe_target) and (safe_target.min() < 0 or
+                                                               safe_target.max() >= classes):
         bad = int(safe_target[(safe_target < 0) | (safe_target >= classes)].reshape(-1)[0])
         raise IndexError(f"{op}: target {bad} is out of range for {classes} classes (valid targets are "
                          f"0..{classes - 1}, or ignore_index={ignore_index})")
@@ -105,14 +112,22 @@ class CrossEntropy(Function):
         -sum_c q_ic z_ic = r_i log S_i - sum_c q_ic u_ic,
     which needs no full-size log-probability array. Backward, with the softmax p = E / S and a_i the sample's
     factor (gy_i, gy, or gy / normaliser):  dx_ic = a_i (p_ic r_i - q_ic), from the saved E and S.
+
+    On a GPU with fusion on, (N, C) logits without class weights take the fused row kernels of
+    :mod:`tinydl.kernels.cuda.softmax`, which save only m + log S per sample.
     """
 
     name = "cross_entropy"
 
     def __init__(self, targets: ClassTargets, reduction: str):
         self.targets, self.reduction = targets, reduction
+        self.exp_shifted = self.sums = self.log_normaliser = None
 
     def forward(self, x):
+        if fusable_cross_entropy(x, self.targets):
+            losses, self.log_normaliser = fused.cross_entropy_forward(x, self.targets.index, self.targets.on_target,
+                                                                      _spread(self.targets))
+            return _reduce(losses, self.reduction, self.targets.normaliser)
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         shifted = x - x.max(axis=1, keepdims=True)
@@ -122,7 +137,18 @@ class CrossEntropy(Function):
         return _reduce(losses, self.reduction, self.targets.normaliser)
 
     def backward(self, gy):
-        return CrossEntropyBackward(self.targets, self.exp_shifted, self.sums, self.reduction)(self.inputs[0], gy)
+        saved = (self.exp_shifted, self.sums, self.log_normaliser)
+        return CrossEntropyBackward(self.targets, *saved, self.reduction)(self.inputs[0], gy)
+
+
+def fusable_cross_entropy(x: Any, targets: ClassTargets, *more: Any) -> bool:
+    """Whether the fused kernels apply: CuPy arrays with fusion on, (N, C) logits, no class weights."""
+    return can_fuse(x, *more) and x.ndim == 2 and targets.class_profile is None
+
+
+def _spread(targets: ClassTargets) -> Any:
+    """The per-sample label-smoothing share s_i (0 without smoothing)."""
+    return targets.spread if targets.smoothing else 0.0
 
 
 class CrossEntropyBackward(Function):
@@ -135,11 +161,22 @@ class CrossEntropyBackward(Function):
 
     name = "cross_entropy_backward"
 
-    def __init__(self, targets: ClassTargets, exp_shifted: Any, sums: Any, reduction: str):
+    def __init__(self, targets: ClassTargets, exp_shifted: Any, sums: Any, log_normaliser: Any, reduction: str):
+        """From the forward: E and S (plain path), or m + log S per sample (fused path; E and S are None)."""
         self.targets, self.exp_shifted, self.sums, self.reduction = targets, exp_shifted, sums, reduction
+        self.log_normaliser = log_normaliser
 
     def forward(self, x, gy):
         scale = self.targets.sample_scale(gy, self.reduction)
+        if self.log_normaliser is not None and fusable_cross_entropy(x, self.targets, gy):
+            return fused.cross_entropy_backward(x, self.targets.index, self.targets.on_target,
+                                                _spread(self.targets), self.log_normaliser, scale)
+        if self.exp_shifted is None:  # the forward was fused, this backward is not: recompute E and S
+            xp = get_array_module(x)
+            x = xp.ascontiguousarray(x)
+            shifted = x - x.max(axis=1, keepdims=True)
+            self.exp_shifted = xp.exp(shifted)
+            self.sums = self.exp_shifted.sum(axis=1)
         grad = self.exp_shifted * (self.targets.total * scale / self.sums)[:, None]
         self.targets.subtract_from(grad, scale)
         return grad
@@ -172,6 +209,7 @@ class LogSigmoid(Function):
 
 
 # ------------------------------------------------------------------------------------------ public functions
+@on_the_inputs_device
 def cross_entropy(input: Tensor, target: Any, weight: Tensor | None = None, ignore_index: int = -100,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between logits ``input`` (N, C) or (N, C, d1, ...) (or one unbatched sample (C,)) and
@@ -218,6 +256,7 @@ def _cross_entropy_probabilities(input: Tensor, target: Tensor, weight: Tensor |
     return _reduce(losses, reduction, losses.size)
 
 
+@on_the_inputs_device
 def nll_loss(input: Tensor, target: Any, weight: Tensor | None = None, ignore_index: int = -100,
              reduction: str = "mean") -> Tensor:
     """Negative log-likelihood: -w_{t_i} input[i, t_i] for log-probabilities ``input`` (N, C) or (N, C, d1, ...)

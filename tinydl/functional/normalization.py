@@ -12,7 +12,10 @@ from typing import Any, Sequence
 
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
+from ..kernels.cuda import normalization as fused
+from ..kernels.cuda.build import can_fuse
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from .elementwise import constant, sqrt
 from .reduction import mean, var
 
@@ -34,6 +37,9 @@ class Normalize(Function):
         self.axes, self.eps = axes, eps
 
     def forward(self, x):
+        if self._fusable(x):  # layer_norm on a GPU: one CUDA block per row (tinydl.kernels.cuda.normalization)
+            x_hat, self.mean, self.var, self.inv_std = fused.layer_norm_forward(x, len(self.axes), self.eps)
+            return x_hat
         xp = get_array_module(x)
         self.mean = x.mean(axis=self.axes, keepdims=True)
         centred = x - self.mean
@@ -47,8 +53,15 @@ class Normalize(Function):
         centred *= self.inv_std
         return centred
 
+    def _fusable(self, *arrays: Any) -> bool:
+        """The fused row kernels apply to normalisation over the trailing axes (layer_norm), on CuPy arrays."""
+        ndim = arrays[0].ndim
+        return can_fuse(*arrays) and self.axes == tuple(range(ndim - len(self.axes), ndim))
+
     def backward(self, g):
         x_hat = self.output()
+        if not is_grad_enabled() and self._fusable(x_hat.data, g.data) and g.shape == x_hat.shape:
+            return Tensor._from_array(fused.layer_norm_backward(x_hat.data, self.inv_std, g.data, len(self.axes)))
         mean_g = mean(g, self.axes, keepdim=True)
         mean_g_x_hat = mean(g * x_hat, self.axes, keepdim=True)
         return (g - mean_g - x_hat * mean_g_x_hat) * self._inv_std()
@@ -119,6 +132,7 @@ def _check_input(op: str, input: Tensor, min_dims: int) -> None:
                          f"{tuple(input.shape)}")
 
 
+@on_the_inputs_device
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:

@@ -21,6 +21,7 @@ from ..kernels.geometry import Pool2dGeometry, pair
 from ..kernels.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_forward, max_pool2d_gather,
                                max_pool2d_scatter)
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from ._operands import is_float
 from .linalg import matmul
 
@@ -154,6 +155,7 @@ def _averaging_matrix(xp: Any, out_size: int, in_size: int, dtype: Any) -> Any:
     return matrix
 
 
+@on_the_inputs_device
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     """Average pooling to a fixed (OH, OW) output whatever the input size (``None`` keeps an input size)."""
     _check_input("adaptive_avg_pool2d", input)

@@ -10,30 +10,50 @@ Weights stack the gates row-wise, as in PyTorch: ``w_ih`` is (gates * hidden, in
 * GRU, gates (r, z, n):  r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr),  z likewise with the z rows,
   n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)),  h' = (1 - z) * n + z * h.
 
-The Elman and GRU cells are compositions of differentiable ops (so twice differentiable). The LSTM cell is one
-fused Function with a closed-form backward on raw arrays (once differentiable), and :func:`lstm_sequence` runs
-the recurrence of a whole LSTM layer in one Function, so backpropagation through time is one loop of array
-maths and the gradient of W_hh is a single matrix product over all time steps.
+The Elman cell is a composition of differentiable ops, and the GRU cell's gate maths one Function
+(:class:`GRUGates`) whose backward is written with tinydl ops when it is itself differentiated (both twice
+differentiable). The LSTM cell is one fused Function with a closed-form backward on raw arrays (once
+differentiable). :func:`lstm_sequence`, :func:`gru_sequence` and :func:`rnn_sequence` run the recurrence of a whole
+layer in one Function each: the input projections of every step arrive precomputed (one matrix product before the
+loop), the loop adds h_{t-1} W_hh^T and applies the gate maths in place, backpropagation through time is one loop
+of array maths, and the gradient of W_hh is a single matrix product over all time steps. They are differentiable
+once; the layers in :mod:`tinydl.nn` keep the composed step-by-step path beside them (``layer.fused = False``) as
+the reference. On CuPy arrays with fusion on, the LSTM and GRU gate maths run as fused CUDA kernels
+(:mod:`tinydl.kernels.cuda.recurrent`).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
+from ..kernels.cuda import recurrent as fused
+from ..kernels.cuda.build import can_fuse, contiguous
+from ..kernels.recurrent import gru_gates, gru_gates_backward
 from ..tensor import Tensor
 from .activation import relu, sigmoid, tanh
 from .linalg import linear
-from .shape import chunk
+from .shape import cat, chunk
 
-__all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "lstm_sequence"]
+__all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "lstm_sequence", "gru_sequence",
+           "rnn_sequence"]
 
 
-# ----------------------------------------------------------------------------------------- LSTM gate maths
-def _gates(activated: Any) -> tuple[Any, Any, Any, Any]:
-    """The views i, f, g, o of a (batch, 4H) array of gates."""
-    hidden = activated.shape[-1] // 4
-    return tuple(activated[..., k * hidden:(k + 1) * hidden] for k in range(4))  # type: ignore[return-value]
+# ----------------------------------------------------------------------------------------- gate maths
+def _gates(activated: Any, count: int = 4) -> tuple[Any, ...]:
+    """The views of a (batch, count * H) array of stacked gates: i, f, g, o for an LSTM, r, z, n for a GRU."""
+    hidden = activated.shape[-1] // count
+    return tuple(activated[..., k * hidden:(k + 1) * hidden] for k in range(count))
+
+
+def _sigmoid_(x: Any) -> Any:
+    """sigmoid(x) in place, through one tanh: sigmoid(x) = 1/2 + 1/2 tanh(x / 2)."""
+    xp = get_array_module(x)
+    x *= 0.5
+    xp.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+    return x
 
 
 def lstm_pointwise(gates: Any, c_prev: Any, c: Any = None, tanh_c: Any = None, h: Any = None
@@ -42,8 +62,13 @@ def lstm_pointwise(gates: Any, c_prev: Any, c: Any = None, tanh_c: Any = None, h
 
     ``gates`` (batch, 4H), the pre-activations [i f g o], are activated in place: one tanh for all four, since
     sigmoid(x) = 1/2 + 1/2 tanh(x/2). Returns the new cell state c' = f c + i g, tanh(c') and the new hidden
-    state h' = o tanh(c'), written into ``c``, ``tanh_c`` and ``h`` when those arrays are given.
+    state h' = o tanh(c'), written into ``c``, ``tanh_c`` and ``h`` when those arrays are given. On CuPy arrays
+    with fusion on, one CUDA kernel does it all (:func:`tinydl.kernels.cuda.recurrent.lstm_pointwise`).
     """
+    given = [a for a in (c, tanh_c, h) if a is not None]
+    if (can_fuse(gates, c_prev) and contiguous(gates, *given) and gates.ndim == 2
+            and c_prev.shape == (gates.shape[0], gates.shape[1] // 4)):
+        return fused.lstm_pointwise(gates, c_prev, c, tanh_c, h)
     xp = get_array_module(gates)
     hidden = gates.shape[-1] // 4
     sigmoid_parts = (gates[..., :2 * hidden], gates[..., 3 * hidden:])   # i, f and o
@@ -68,8 +93,13 @@ def lstm_pointwise_backward(activated: Any, c_prev: Any, tanh_c: Any, grad_h: An
     di = dc * g,  df = dc * c,  dg = dc * i,  do = grad_h * tanh(c'), each times its activation's derivative
     (s (1 - s) for a sigmoid s, 1 - t^2 for a tanh t), and dc_prev = dc * f.
     Returns (gradient of the pre-activation gates (batch, 4H), written into ``grad_gates`` when given,
-    gradient of c_prev).
+    gradient of c_prev). Fused into one CUDA kernel on CuPy arrays with fusion on.
     """
+    if (can_fuse(activated, c_prev, tanh_c, grad_h, grad_c) and activated.ndim == 2
+            and (grad_gates is None or contiguous(grad_gates))
+            and c_prev.shape == tanh_c.shape == grad_h.shape == grad_c.shape == (activated.shape[0],
+                                                                                 activated.shape[1] // 4)):
+        return fused.lstm_pointwise_backward(activated, c_prev, tanh_c, grad_h, grad_c, grad_gates)
     xp = get_array_module(activated)
     i, f, g, o = _gates(activated)
     grad_cell = grad_h * o * (1 - tanh_c * tanh_c)
@@ -82,6 +112,50 @@ def lstm_pointwise_backward(activated: Any, c_prev: Any, tanh_c: Any, grad_h: An
     grad_g[...] = grad_cell * i * (1 - g * g)
     grad_o[...] = grad_h * tanh_c * o * (1 - o)
     return grad_gates, grad_cell * f
+
+
+def gru_pointwise(input_gates: Any, hidden_gates: Any, h_prev: Any, activated: Any, hidden_n: Any, out: Any
+                  ) -> Any:
+    """The elementwise part of one GRU step on raw arrays (the module docstring's formulas): r, z and n written
+    into ``activated`` (batch, 3H), b_n into ``hidden_n`` (batch, H) unless it is None, and h' = n + z (h - n)
+    into ``out``, which is returned. One CUDA kernel on CuPy arrays with fusion on."""
+    written = [a for a in (activated, hidden_n, out) if a is not None]
+    if can_fuse(input_gates, hidden_gates, h_prev, *written) and contiguous(*written):
+        return fused.gru_pointwise(input_gates, hidden_gates, h_prev, activated, hidden_n, out)
+    xp = get_array_module(input_gates)
+    hidden = h_prev.shape[-1]
+    reset_update = xp.add(input_gates[:, :2 * hidden], hidden_gates[:, :2 * hidden], out=activated[:, :2 * hidden])
+    _sigmoid_(reset_update)
+    r, z, n = _gates(activated, 3)
+    hn = hidden_gates[:, 2 * hidden:]
+    if hidden_n is not None:
+        hidden_n[...] = hn
+    xp.multiply(r, hn, out=n)
+    n += input_gates[:, 2 * hidden:]
+    xp.tanh(n, out=n)
+    h_t = xp.subtract(h_prev, n, out=out)
+    h_t *= z
+    h_t += n
+    return h_t
+
+
+def gru_pointwise_backward(activated: Any, hidden_n: Any, h_prev: Any, grad: Any, grad_input: Any,
+                           grad_hidden: Any) -> Any:
+    """Gradients of one GRU step's elementwise part from its saved r, z, n and b_n, given the gradient ``grad``
+    of h': (dr, dz, dn) of the pre-activations into ``grad_input``, the same with dn r in the n block into
+    ``grad_hidden`` (the gradient of h W_hh^T + b_hh), and the direct part g z of dh returned. One CUDA kernel
+    on CuPy arrays with fusion on."""
+    if can_fuse(activated, hidden_n, h_prev, grad, grad_input, grad_hidden) and contiguous(grad_input, grad_hidden):
+        return fused.gru_pointwise_backward(activated, hidden_n, h_prev, grad, grad_input, grad_hidden)
+    xp = get_array_module(activated)
+    r, z, n = _gates(activated, 3)
+    grad_r, grad_z, grad_n = _gates(grad_input, 3)
+    xp.multiply(grad * (1 - z), 1 - n * n, out=grad_n)
+    xp.multiply(grad * (h_prev - n), z * (1 - z), out=grad_z)
+    xp.multiply(grad_n * hidden_n, r * (1 - r), out=grad_r)
+    grad_hidden[...] = grad_input
+    grad_hidden[:, 2 * grad_n.shape[-1]:] *= r
+    return grad * z
 
 
 class LSTMCell(Function):
@@ -119,7 +193,42 @@ class LSTMCell(Function):
         return tuple(None if g is None else Tensor._from_array(g) for g in grads)
 
 
-class LSTMSequence(Function):
+class _Recurrence(Function):
+    """What the fused sequence kernels share: the direction of the loop over time, and the gradient of W_hh.
+
+    Each subclass keeps the h_t it returns (output 0, ``self.outputs``) for backward: h_{t-1}, the state every
+    step multiplied by W_hh, is the output of the step before it (h0 for the first step), so nothing else is
+    stored for the products with W_hh.
+    """
+
+    once_differentiable = True
+
+    def __init__(self, reverse: bool):
+        self.reverse = reverse
+
+    def _steps(self, length: int) -> range:
+        """The time steps in the order the recurrence visits them."""
+        return range(length - 1, -1, -1) if self.reverse else range(length)
+
+    def _previous(self, position: int, steps: list[int], h0: Any) -> Any:
+        """h_{t-1} of the step visited at ``position`` (h0 for the first one)."""
+        return h0 if position == 0 else self.outputs[steps[position - 1]]
+
+    def _weight_gradient(self, grad_hidden: Any, h0: Any) -> Tensor:
+        """dW_hh = sum_t dpre_t^T h_{t-1}: one matrix product over every step, with ``grad_hidden`` (T, batch,
+        gates * H) the gradients of the products h_{t-1} W_hh^T, aligned in time with the outputs."""
+        xp = get_array_module(grad_hidden)
+        outputs = self.outputs
+        h_prev = xp.empty_like(outputs)  # the outputs shifted by one step, h0 first
+        if self.reverse:
+            h_prev[:-1], h_prev[-1] = outputs[1:], h0
+        else:
+            h_prev[1:], h_prev[0] = outputs[:-1], h0
+        flat = grad_hidden.reshape(-1, grad_hidden.shape[-1])
+        return Tensor._from_array(flat.T @ h_prev.reshape(-1, h_prev.shape[-1]))
+
+
+class LSTMSequence(_Recurrence):
     """The recurrence of one LSTM layer over a whole sequence, fused.
 
     Input: the input projections of every step, ``input_gates`` (T, batch, 4H) = x_t W_ih^T + b_ih + b_hh
@@ -134,13 +243,6 @@ class LSTMSequence(Function):
     """
 
     name = "lstm_sequence"
-    once_differentiable = True
-
-    def __init__(self, reverse: bool):
-        self.reverse = reverse
-
-    def _steps(self, length: int) -> range:
-        return range(length - 1, -1, -1) if self.reverse else range(length)
 
     def forward(self, input_gates, h0, c0, w_hh):
         xp = get_array_module(input_gates)
@@ -167,30 +269,130 @@ class LSTMSequence(Function):
     def backward(self, grad_outputs, grad_h_last, grad_c_last):
         input_gates, h0, c0, w_hh = (t.data for t in self.inputs)
         xp = get_array_module(input_gates)
-        outputs = self.outputs
-        length = input_gates.shape[0]
-        steps = list(self._steps(length))
+        steps = list(self._steps(input_gates.shape[0]))
         grad_gates = xp.empty_like(input_gates)
         grad_h, grad_c = grad_h_last.data, grad_c_last.data
-        for position in range(length - 1, -1, -1):  # the forward order, walked backwards
+        for position in range(len(steps) - 1, -1, -1):  # the forward order, walked backwards
             t = steps[position]
-            previous = steps[position - 1] if position > 0 else None
-            c_prev = c0 if previous is None else self.cells[previous]
+            c_prev = c0 if position == 0 else self.cells[steps[position - 1]]
             _, grad_c = lstm_pointwise_backward(self.activated[t], c_prev, self.tanh_cells[t],
                                                 grad_h + grad_outputs.data[t], grad_c, grad_gates[t])
             grad_h = grad_gates[t] @ w_hh
-        grad_w_hh = None
-        if self.needs_input_grad[3]:
-            # h_{t-1} for every step, aligned with grad_gates: the outputs shifted by one step, h0 first
-            h_prev = xp.empty_like(outputs)
-            if self.reverse:
-                h_prev[:-1], h_prev[-1] = outputs[1:], h0
-            else:
-                h_prev[1:], h_prev[0] = outputs[:-1], h0
-            flat = grad_gates.reshape(-1, grad_gates.shape[-1])
-            grad_w_hh = Tensor._from_array(flat.T @ h_prev.reshape(-1, h_prev.shape[-1]))
+        grad_w_hh = self._weight_gradient(grad_gates, h0) if self.needs_input_grad[3] else None
         return (Tensor._from_array(grad_gates), Tensor._from_array(grad_h), Tensor._from_array(grad_c),
                 grad_w_hh)
+
+
+class GRUSequence(_Recurrence):
+    """The recurrence of one GRU layer over a whole sequence, fused.
+
+    Input: ``input_gates`` (T, batch, 3H) = x_t W_ih^T + b_ih for every step, h0 (batch, H), W_hh (3H, H) and
+    b_hh (3H,) or nothing. b_hh cannot be folded into the input projection: its n block sits inside the reset
+    gate's product. Forward, with hidden_t = h_{t-1} W_hh^T + b_hh split into (hr, hz, hn) and input_gates[t] into
+    (ir, iz, in):
+
+        r = sigmoid(ir + hr),  z = sigmoid(iz + hz),  n = tanh(in + r * hn),  h_t = n + z * (h_{t-1} - n).
+
+    Backward, given dh (the gradient of output t plus what step t+1 sends back):
+
+        dn_pre = dh (1 - z) (1 - n^2),   dz_pre = dh (h_{t-1} - n) z (1 - z),   dr_pre = dn_pre hn r (1 - r),
+        d input_gates[t] = (dr_pre, dz_pre, dn_pre),   d hidden_t = (dr_pre, dz_pre, dn_pre r),
+        dh_{t-1} = dh z + d hidden_t W_hh,   dW_hh = sum_t d hidden_t^T h_{t-1},   db_hh = sum_{t, batch} d hidden_t.
+
+    Saved for backward: the activated gates (r, z, n) and hn of every step, and the outputs. Differentiable once.
+    """
+
+    name = "gru_sequence"
+
+    def forward(self, input_gates, h0, w_hh, b_hh=None):
+        xp = get_array_module(input_gates)
+        length, batch, hidden = input_gates.shape[0], h0.shape[0], h0.shape[1]
+        outputs = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
+        record = any(self.needs_input_grad)
+        if record:
+            self.outputs = outputs
+            self.activated = xp.empty(input_gates.shape, dtype=input_gates.dtype)  # r, z, n of every step
+            self.hidden_n = xp.empty((length, batch, hidden), dtype=input_gates.dtype)  # hn of every step
+        else:
+            scratch_gates = xp.empty((batch, 3 * hidden), dtype=input_gates.dtype)
+        hidden_gates = xp.empty((batch, 3 * hidden), dtype=input_gates.dtype)
+        h = h0
+        w_hh_t = xp.ascontiguousarray(w_hh.T)
+        for t in self._steps(length):
+            xp.matmul(h, w_hh_t, out=hidden_gates)
+            if b_hh is not None:
+                hidden_gates += b_hh
+            activated = self.activated[t] if record else scratch_gates
+            h = gru_pointwise(input_gates[t], hidden_gates, h, activated, self.hidden_n[t] if record else None,
+                              outputs[t])
+        return outputs, h.copy()
+
+    def backward(self, grad_outputs, grad_h_last):
+        input_gates, h0, w_hh = (t.data for t in self.inputs[:3])
+        xp = get_array_module(input_gates)
+        steps = list(self._steps(input_gates.shape[0]))
+        grad_inputs = xp.empty_like(input_gates)
+        grad_hidden = xp.empty_like(input_gates)
+        grad_h = grad_h_last.data
+        for position in range(len(steps) - 1, -1, -1):
+            t = steps[position]
+            grad_h = gru_pointwise_backward(self.activated[t], self.hidden_n[t], self._previous(position, steps, h0),
+                                            grad_h + grad_outputs.data[t], grad_inputs[t], grad_hidden[t])
+            grad_h += grad_hidden[t] @ w_hh
+        needs = self.needs_input_grad
+        grads = [Tensor._from_array(grad_inputs), Tensor._from_array(grad_h),
+                 self._weight_gradient(grad_hidden, h0) if needs[2] else None]
+        if len(self.inputs) == 4:
+            grads.append(Tensor._from_array(grad_hidden.sum(axis=(0, 1))) if needs[3] else None)
+        return tuple(grads)
+
+
+class RNNSequence(_Recurrence):
+    """The recurrence of one Elman layer over a whole sequence, fused.
+
+    Input: ``input_gates`` (T, batch, H) = x_t W_ih^T + b_ih + b_hh for every step, h0 (batch, H), W_hh (H, H).
+    Forward: h_t = act(input_gates[t] + h_{t-1} W_hh^T), act = tanh or relu, computed in place in the output.
+    Backward: da_t = dh_t act'(h_t), with act' = 1 - h_t^2 (tanh) or [h_t > 0] (relu), both read off the output;
+    dh_{t-1} = da_t W_hh; d input_gates[t] = da_t; dW_hh = sum_t da_t^T h_{t-1}. Only the outputs are saved.
+    Differentiable once.
+    """
+
+    name = "rnn_sequence"
+
+    def __init__(self, nonlinearity: str, reverse: bool):
+        super().__init__(reverse)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input_gates, h0, w_hh):
+        xp = get_array_module(input_gates)
+        outputs = xp.empty(input_gates.shape, dtype=input_gates.dtype)
+        if any(self.needs_input_grad):
+            self.outputs = outputs
+        h = h0
+        w_hh_t = xp.ascontiguousarray(w_hh.T)
+        for t in self._steps(input_gates.shape[0]):
+            h = xp.matmul(h, w_hh_t, out=outputs[t])
+            h += input_gates[t]
+            if self.nonlinearity == "tanh":
+                xp.tanh(h, out=h)
+            else:
+                xp.maximum(h, 0, out=h)
+        return outputs, h.copy()
+
+    def backward(self, grad_outputs, grad_h_last):
+        input_gates, h0, w_hh = (t.data for t in self.inputs)
+        xp = get_array_module(input_gates)
+        steps = list(self._steps(input_gates.shape[0]))
+        grad_pre = xp.empty_like(input_gates)
+        grad_h = grad_h_last.data
+        for position in range(len(steps) - 1, -1, -1):
+            t = steps[position]
+            h_t = self.outputs[t]
+            derivative = 1 - h_t * h_t if self.nonlinearity == "tanh" else h_t > 0
+            xp.multiply(grad_h + grad_outputs.data[t], derivative, out=grad_pre[t])
+            grad_h = grad_pre[t] @ w_hh
+        grad_w_hh = self._weight_gradient(grad_pre, h0) if self.needs_input_grad[2] else None
+        return Tensor._from_array(grad_pre), Tensor._from_array(grad_h), grad_w_hh
 
 
 # -------------------------------------------------------------------------------------------- validation
@@ -242,14 +444,35 @@ def rnn_step(input_gates: Tensor, hx: Tensor, w_hh: Tensor, b_hh: Tensor | None,
     return tanh(pre_activation) if nonlinearity == "tanh" else relu(pre_activation)
 
 
+class GRUGates(Function):
+    """The elementwise part of a GRU step: h' = n + z (h - n) from the input projections a, the hidden
+    projections b and h (see the module docstring). Forward and plain backward on raw arrays in
+    :mod:`tinydl.kernels.recurrent` (one CUDA kernel each on a GPU); a backward being differentiated recomputes the
+    gates with tinydl ops, so the GRU stays twice differentiable."""
+
+    name = "gru_gates"
+
+    def forward(self, input_gates, hidden_gates, hx):
+        return gru_gates(input_gates, hidden_gates, hx)
+
+    def backward(self, grad):
+        a, b, h = self.inputs
+        if not is_grad_enabled():
+            return tuple(Tensor._from_array(g) for g in gru_gates_backward(a.data, b.data, h.data, grad.data))
+        input_r, input_z, input_n = chunk(a, 3, -1)
+        hidden_r, hidden_z, hidden_n = chunk(b, 3, -1)
+        reset = sigmoid(input_r + hidden_r)
+        update = sigmoid(input_z + hidden_z)
+        candidate = tanh(input_n + reset * hidden_n)
+        grad_n = grad * (1 - update) * (1 - candidate * candidate)
+        grad_z = grad * (h - candidate) * update * (1 - update)
+        grad_r = grad_n * hidden_n * reset * (1 - reset)
+        return cat([grad_r, grad_z, grad_n], -1), cat([grad_r, grad_z, grad_n * reset], -1), grad * update
+
+
 def gru_step(input_gates: Tensor, hx: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
     """One GRU step given the input projection ``input_gates`` = x W_ih^T + b_ih, gates (r, z, n)."""
-    input_r, input_z, input_n = chunk(input_gates, 3, -1)
-    hidden_r, hidden_z, hidden_n = chunk(linear(hx, w_hh, b_hh), 3, -1)
-    reset = sigmoid(input_r + hidden_r)
-    update = sigmoid(input_z + hidden_z)
-    candidate = tanh(input_n + reset * hidden_n)
-    return candidate + update * (hx - candidate)
+    return GRUGates()(input_gates, linear(hx, w_hh, b_hh), hx)
 
 
 def _elman_cell(op: str, nonlinearity: str, input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor,
@@ -296,6 +519,26 @@ def lstm_cell(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tens
     return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
 
+def _check_sequence_arguments(op: str, input_gates: Tensor, states: dict[str, Tensor], w_hh: Tensor, gates: int,
+                              b_hh: Tensor | None = None) -> None:
+    """Raise a ValueError naming ``op`` and the expected and found shapes when the arguments of a fused sequence
+    kernel do not fit together: input_gates (T, batch, gates * H) with T >= 1, states (batch, H), W_hh
+    (gates * H, H), b_hh (gates * H,)."""
+    if w_hh.ndim != 2 or w_hh.shape[0] != gates * w_hh.shape[1]:
+        size = f"{gates} * hidden_size" if gates > 1 else "hidden_size"
+        raise ValueError(f"{op}: expected w_hh of shape ({size}, hidden_size), found {_shape(w_hh)}")
+    hidden = w_hh.shape[1]
+    if input_gates.ndim != 3 or input_gates.shape[-1] != gates * hidden or input_gates.shape[0] == 0:
+        raise ValueError(f"{op}: expected input_gates of shape (seq_len, batch, {gates * hidden}), found "
+                         f"{_shape(input_gates)}")
+    expected_state = (input_gates.shape[1], hidden)
+    for name, state in states.items():
+        if tuple(state.shape) != expected_state:
+            raise ValueError(f"{op}: expected {name} of shape {expected_state}, found {_shape(state)}")
+    if b_hh is not None and tuple(b_hh.shape) != (gates * hidden,):
+        raise ValueError(f"{op}: expected b_hh of shape ({gates * hidden},), found {_shape(b_hh)}")
+
+
 def lstm_sequence(input_gates: Tensor, hx: tuple[Tensor, Tensor], w_hh: Tensor, reverse: bool = False
                   ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """The recurrence of one LSTM layer: ``input_gates`` (T, batch, 4H) are the input projections
@@ -304,16 +547,31 @@ def lstm_sequence(input_gates: Tensor, hx: tuple[Tensor, Tensor], w_hh: Tensor, 
     if not isinstance(hx, (tuple, list)) or len(hx) != 2:
         raise TypeError(f"lstm_sequence: hx must be a pair (h0, c0) of tensors, found {type(hx).__name__}")
     h0, c0 = hx
-    if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
-        raise ValueError(f"lstm_sequence: expected w_hh of shape (4 * hidden_size, hidden_size), found "
-                         f"{_shape(w_hh)}")
-    hidden = w_hh.shape[1]
-    if input_gates.ndim != 3 or input_gates.shape[-1] != 4 * hidden or input_gates.shape[0] == 0:
-        raise ValueError(f"lstm_sequence: expected input_gates of shape (seq_len, batch, {4 * hidden}), found "
-                         f"{_shape(input_gates)}")
-    expected_state = (input_gates.shape[1], hidden)
-    for name, state in (("h0", h0), ("c0", c0)):
-        if tuple(state.shape) != expected_state:
-            raise ValueError(f"lstm_sequence: expected {name} of shape {expected_state}, found {_shape(state)}")
+    _check_sequence_arguments("lstm_sequence", input_gates, {"h0": h0, "c0": c0}, w_hh, gates=4)
     output, h, c = LSTMSequence(reverse)(input_gates, h0, c0, w_hh)
     return output, (h, c)
+
+
+def gru_sequence(input_gates: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None, reverse: bool = False
+                 ) -> tuple[Tensor, Tensor]:
+    """The recurrence of one GRU layer: ``input_gates`` (T, batch, 3H) are the input projections x_t W_ih^T + b_ih
+    of every step (gates r, z, n), ``h0`` (batch, H), ``b_hh`` (3H,) the hidden bias (kept apart: its n block is
+    multiplied by the reset gate). Returns (output (T, batch, H), h_n) like one direction of ``torch.nn.GRU``.
+    One fused op, differentiable once."""
+    _check_sequence_arguments("gru_sequence", input_gates, {"h0": h0}, w_hh, gates=3, b_hh=b_hh)
+    biases = () if b_hh is None else (b_hh,)
+    output, h = GRUSequence(reverse)(input_gates, h0, w_hh, *biases)
+    return output, h
+
+
+def rnn_sequence(input_gates: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "tanh",
+                 reverse: bool = False) -> tuple[Tensor, Tensor]:
+    """The recurrence of one Elman layer: ``input_gates`` (T, batch, H) are x_t W_ih^T + b_ih + b_hh of every
+    step, ``h0`` (batch, H); h_t = act(input_gates[t] + h_{t-1} W_hh^T) with act = ``nonlinearity`` ("tanh" or
+    "relu"). Returns (output (T, batch, H), h_n) like one direction of ``torch.nn.RNN``. One fused op,
+    differentiable once."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    _check_sequence_arguments("rnn_sequence", input_gates, {"h0": h0}, w_hh, gates=1)
+    output, h = RNNSequence(nonlinearity, reverse)(input_gates, h0, w_hh)
+    return output, h

@@ -14,6 +14,7 @@ from .. import autograd
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
+from ._device import on_the_inputs_device
 from ._dims import normalize_dim, normalize_dims
 from .elementwise import constant, exp
 
@@ -214,11 +215,13 @@ def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     return LogSumExp(normalize_dims("logsumexp", dim, input.ndim), keepdim)(input)
 
 
+@on_the_inputs_device
 def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the (first) largest element, over the flattened tensor or along ``dim`` (int64, no gradient)."""
     return _arg("argmax", input, dim, keepdim)
 
 
+@on_the_inputs_device
 def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the (first) smallest element, over the flattened tensor or along ``dim`` (int64, no gradient)."""
     return _arg("argmin", input, dim, keepdim)

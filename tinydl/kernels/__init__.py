@@ -9,4 +9,8 @@ once), the kernel asks :mod:`tinydl.kernels.chunking`, never the caller.
 * :mod:`.im2col`: image to columns and back (the layout trick that turns convolution into one matrix product).
 * :mod:`.conv`: convolution forward, input gradient and weight gradient.
 * :mod:`.pooling`: max and average pooling over windows, forward and backward.
+* :mod:`.activation`, :mod:`.softmax`, :mod:`.recurrent`: GELU, softmax/log-softmax and the GRU gate maths on raw
+  arrays.
+* :mod:`.cuda`: the fused CUDA kernels, each the fast twin of a plain path above (or in the op that calls it),
+  used for CuPy arrays while the fusion switch (:func:`tinydl.backend.fused_kernels_enabled`) is on.
 """

@@ -18,12 +18,13 @@ computed unless asked for: the three functions are independent.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 from ..backend import get_array_module
 from .chunking import batch_chunks
 from .geometry import Conv2dGeometry
-from .im2col import col2im, im2col, pad_channels_last, spare_rows
+from .im2col import add_patches, image_patches, spare_rows
 
 __all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad"]
 
@@ -47,9 +48,20 @@ class _Layout:
         self.chunks = list(batch_chunks(self.batch, (patch_numbers + channel_numbers) * dtype.itemsize, xp))
         chunk = self.chunks[0].stop if self.chunks else 0
         padded_h, padded_w = geometry.padded_size(self.height, self.width)
-        self.padded = xp.zeros((chunk, padded_h + spare_rows(geometry), padded_w, self.channels), dtype)
+        self._padded_shape = (chunk, padded_h + spare_rows(geometry), padded_w, self.channels)
         self.patch_buffer = xp.empty(chunk * patch_numbers, dtype)
         self.channel_buffer = xp.empty(chunk * channel_numbers, dtype)
+
+    @functools.cached_property
+    def padded(self) -> Any:
+        """The zero-bordered channels-last scratch images of the plain path (allocated when first needed: the
+        fused CUDA kernels read and write NCHW directly)."""
+        return self.xp.zeros(self._padded_shape, self.patch_buffer.dtype)
+
+    def padded_images(self, n: int) -> Callable[[], Any]:
+        """The first ``n`` scratch images, as the callable that :func:`image_patches` and :func:`add_patches` ask
+        for them through."""
+        return lambda: self.padded[:n]
 
     def weight_rows(self, weight: Any) -> Any:
         """The weight (O, Cg, kh, kw) as (groups, Og, K), each row in the (i, j, c) order of a patch."""
@@ -67,10 +79,10 @@ class _Layout:
     def patches(self, x: Any, part: slice) -> Any:
         """im2col of images ``part`` of ``x``: (P, groups, K), one row of K numbers per patch and group."""
         n = part.stop - part.start
-        padded = pad_channels_last(x[part], self.geometry, self.padded[:n])
         cols = self.patch_buffer[:n * self.positions * self.groups * self.patch].reshape(
             n, self.out_h, self.out_w, self.groups, self.kernel_h, self.kernel_w, self.channels_per_group)
-        return im2col(padded, self.geometry, cols).reshape(n * self.positions, self.groups, self.patch)
+        return image_patches(x[part], self.geometry, self.padded_images(n), cols).reshape(
+            n * self.positions, self.groups, self.patch)
 
     def channel_major(self, part: slice) -> Any:
         """The chunk's channel-major scratch matrix, (groups, Og, P)."""
@@ -112,7 +124,6 @@ def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int],
     xp = get_array_module(grad_output)
     layout = _Layout(xp, input_shape, weight.shape, geometry, grad_output.dtype)
     rows = layout.weight_rows(weight)
-    (top, _), (left, _) = geometry.padding
     grad_input = xp.empty(tuple(input_shape), grad_output.dtype)
     for part in layout.chunks:
         n = part.stop - part.start
@@ -124,8 +135,7 @@ def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int],
         xp.matmul(grad_rows.transpose(0, 2, 1), rows, out=grad_cols)
         patches = grad_cols.reshape(layout.groups, n, layout.out_h, layout.out_w, layout.kernel_h, layout.kernel_w,
                                     layout.channels_per_group).transpose(1, 2, 3, 0, 4, 5, 6)
-        padded = col2im(patches, geometry, layout.padded[:n])
-        grad_input[part] = padded[:, top:top + layout.height, left:left + layout.width, :].transpose(0, 3, 1, 2)
+        add_patches(patches, geometry, layout.padded_images(n), grad_input[part])
     return grad_input
 
 

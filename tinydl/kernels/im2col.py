@@ -17,15 +17,21 @@ col2im is the adjoint (the transpose) of im2col: every entry of ``cols`` is adde
 was copied from. Positions shared by several patches receive the sum, which is exactly the chain rule for a value
 used several times. It runs as a loop over the kh*kw kernel taps, each adding one strided slice, so there are no
 scattered writes and no ``add.at``.
+
+:func:`image_patches` and :func:`add_patches` are what convolution calls: NCHW images in and out, through the
+padded channels-last buffer on the plain path, and straight through one CUDA kernel each on a GPU with fusion on
+(:mod:`.cuda.im2col`).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..backend import get_array_module
+from .cuda import im2col as fused
+from .cuda.build import can_fuse, contiguous
 from .geometry import Conv2dGeometry
 
-__all__ = ["pad_channels_last", "im2col", "col2im", "spare_rows"]
+__all__ = ["pad_channels_last", "im2col", "col2im", "spare_rows", "image_patches", "add_patches"]
 
 
 def pad_channels_last(x: Any, geometry: Conv2dGeometry, out: Any) -> Any:
@@ -90,4 +96,25 @@ def col2im(cols: Any, geometry: Conv2dGeometry, out: Any) -> Any:
             start = (i * dilation_h * padded_w + j * dilation_w) * channels
             target = images[:, start:start + out_h * stride_h * row].reshape(n, out_h, stride_h * row)[:, :, :row]
             target += rows
+    return out
+
+
+def image_patches(x: Any, geometry: Conv2dGeometry, padded: Callable[[], Any], out: Any) -> Any:
+    """The patches of the NCHW images ``x`` written into ``out`` (n, OH, OW, groups, kh, kw, Cg). The plain path
+    first copies ``x`` into the interior of ``padded()``, scratch images (n, Hp + spare, Wp, C) whose border must
+    be zero; the fused kernel never asks for them."""
+    if can_fuse(x, out) and contiguous(out):
+        return fused.im2col_nchw(x, geometry, out)
+    return im2col(pad_channels_last(x, geometry, padded()), geometry, out)
+
+
+def add_patches(cols: Any, geometry: Conv2dGeometry, padded: Callable[[], Any], out: Any) -> Any:
+    """col2im of ``cols`` (n, OH, OW, groups, kh, kw, Cg), cropped to the images and written into the NCHW
+    ``out`` (n, C, H, W); the plain path sums into the scratch images ``padded()`` (as :func:`col2im`) first."""
+    if can_fuse(cols, out) and contiguous(out):
+        return fused.col2im_nchw(cols, geometry, out)
+    padded = col2im(cols, geometry, padded())
+    (top, _), (left, _) = geometry.padding
+    height, width = out.shape[2:]
+    out[...] = padded[:, top:top + height, left:left + width, :].transpose(0, 3, 1, 2)
     return out

@@ -4,6 +4,8 @@ Window (oh, ow) of an (N, C, H, W) input covers rows oh*sh - ph ... oh*sh - ph +
 All kernels here loop over the kh*kw *taps* of a window, never over windows: tap (i, j) of every window at once is
 the strided slice ``x_padded[:, :, i::sh, j::sw]`` (cut to OH x OW), so each step is one array operation.
 
+On a GPU with fusion on, max pooling forward and scatter are one CUDA kernel each (:mod:`.cuda.pooling`).
+
 * max forward: the running maximum over the taps, and ``argmax``, the index ``i*kw + j`` of the tap that holds it.
   A tap replaces the current maximum only when it is strictly greater (or NaN), so among tied values the first
   tap in row-major order wins, as in PyTorch, and the gradient goes to that one element only.
@@ -22,6 +24,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..backend import get_array_module
 from .chunking import batch_chunks
+from .cuda import pooling as fused
+from .cuda.build import can_fuse
 from .geometry import Pool2dGeometry
 
 __all__ = ["max_pool2d_forward", "max_pool2d_scatter", "max_pool2d_gather", "avg_pool2d_forward",
@@ -110,7 +114,10 @@ def max_pool2d_forward(x: Any, geometry: Pool2dGeometry, with_argmax: bool = Tru
 
 
 def max_pool2d_scatter(grad_output: Any, argmax: Any, input_shape: Sequence[int], geometry: Pool2dGeometry) -> Any:
-    """The input gradient of max pooling: each window's gradient goes to its argmax tap, nowhere else."""
+    """The input gradient of max pooling: each window's gradient goes to its argmax tap, nowhere else. On CuPy
+    arrays with fusion on: one CUDA thread per input element, gathering from the windows that cover it."""
+    if can_fuse(grad_output, argmax) and grad_output.shape == argmax.shape:
+        return fused.max_pool2d_scatter(grad_output, argmax, input_shape, geometry)
     xp = get_array_module(grad_output)
 
     def write_share(index: int, target: Any, accumulate: bool) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy
 
 from ..autograd import no_grad
-from ..backend import Device, device as as_device, device_of, get_array_module, is_array, to_device
+from ..backend import Device, device as as_device, device_of, device_scope, get_array_module, is_array, to_device
 from ..tensor import Tensor
 from .parameter import Parameter
 
@@ -44,7 +44,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}: forward() is not implemented")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        first = args[0].data if args and isinstance(args[0], Tensor) else None
+        if first is None or type(first) is numpy.ndarray:
+            return self.forward(*args, **kwargs)
+        with device_scope(first):  # a GPU input: the module computes on that GPU (CuPy uses the current one)
+            return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------------------------------ registration
     def _registry(self, name: str) -> dict:

@@ -4,8 +4,11 @@ orders and default initialisation, U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) 
 
 A sequence layer runs layer by layer and, within a layer, direction by direction. For each, the input
 projection of every time step, x_t W_ih^T + b_ih, is one matrix product over the whole sequence, before the
-loop over time; the loop then only adds h_{t-1} W_hh^T. The LSTM's loop is one fused op
-(:func:`tinydl.functional.lstm_sequence`); the Elman and GRU loops are written with differentiable ops.
+loop over time; the loop then only adds h_{t-1} W_hh^T. Each loop is one fused op
+(:func:`tinydl.functional.lstm_sequence`, :func:`~tinydl.functional.gru_sequence`,
+:func:`~tinydl.functional.rnn_sequence`), differentiable once. The Elman and GRU layers keep the plain path
+beside it: with ``layer.fused = False`` their loop is written step by step with differentiable ops (slower, but
+twice differentiable, and the reference the fused kernels are tested against).
 """
 from __future__ import annotations
 
@@ -113,7 +116,12 @@ class RNNBase(Module):
     last layer's hidden state at every step, (seq_len, batch, directions * hidden_size); h_n (and c_n) the final
     state of every layer and direction, (num_layers * directions, batch, hidden_size), layer-major. With
     ``dropout`` > 0, dropout is applied to every layer's output but the last, in training mode.
+
+    ``fused`` (an attribute, True by default) runs each layer and direction as one fused sequence kernel; the
+    Elman and GRU layers run the composed step-by-step path when it is set to False.
     """
+
+    fused = True
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device: Any = "cpu",
@@ -248,6 +256,9 @@ class RNN(RNNBase):
     def _run_direction(self, input, state, weights, reverse):
         w_ih, w_hh, b_ih, b_hh = weights
         projection = _project(input, w_ih, None if b_ih is None else b_ih + b_hh)  # both biases folded in
+        if self.fused:
+            output, h = F.rnn_sequence(projection, state[0], w_hh, self.nonlinearity, reverse=reverse)
+            return output, (h,)
         steps = _time_steps(projection)
         h, outputs = state[0], [None] * len(steps)
         for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
@@ -274,7 +285,11 @@ class GRU(RNNBase):
 
     def _run_direction(self, input, state, weights, reverse):
         w_ih, w_hh, b_ih, b_hh = weights
-        steps = _time_steps(_project(input, w_ih, b_ih))
+        projection = _project(input, w_ih, b_ih)
+        if self.fused:
+            output, h = F.gru_sequence(projection, state[0], w_hh, b_hh, reverse=reverse)
+            return output, (h,)
+        steps = _time_steps(projection)
         h, outputs = state[0], [None] * len(steps)
         for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
             h = outputs[t] = gru_step(steps[t], h, w_hh, b_hh)

@@ -5,6 +5,8 @@ import math
 from typing import Any, Iterable
 
 from ..backend import get_array_module
+from ..kernels.cuda import optim as fused
+from ..kernels.cuda.build import can_fuse, contiguous
 from .optimizer import Optimizer, _check_non_negative, add_scaled, effective_gradient
 
 __all__ = ["Adam", "AdamW"]
@@ -19,6 +21,8 @@ class Adam(Optimizer):
         v = beta2 * v + (1 - beta2) * g^2            second moment, v_0 = 0
         v_max = max(v_max, v)                        (amsgrad: use v_max below in place of v)
         p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    On a GPU with fusion on, the step is one CUDA kernel (:func:`tinydl.kernels.cuda.optim.adam_step`).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -55,6 +59,12 @@ class Adam(Optimizer):
         bias_correction2_sqrt = math.sqrt(1 - beta2 ** state["step"])
         arrays = (param, grad, state["exp_avg"], state["exp_avg_sq"]) + (
             (state["max_exp_avg_sq"],) if amsgrad else ())
+        if can_fuse(*arrays) and contiguous(param, *arrays[2:]):  # the whole step in one CUDA kernel
+            fused.adam_step(param, grad, *arrays[2:4], arrays[4] if amsgrad else None, lr=lr, beta1=beta1,
+                            beta2=beta2, eps=group["eps"], weight_decay=weight_decay, step_size=step_size,
+                            bias_correction2_sqrt=bias_correction2_sqrt, decoupled=decoupled,
+                            maximize=group["maximize"])
+            return
         for gradient_scratch, scratch, p, g, m, v, *v_max in self._workspace.blocks(*arrays):
             if decoupled and weight_decay != 0:
                 p *= 1 - lr * weight_decay

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy
 
 from ..autograd import enable_grad, no_grad
-from ..backend import device_of, get_array_module, to_device
+from ..backend import device_of, device_scope, get_array_module, to_device
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "Workspace", "add_scaled", "effective_gradient"]
@@ -166,8 +166,9 @@ class Optimizer:
                         raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(grad.shape)} on "
                                          f"{device_of(grad)} does not fit its parameter of shape "
                                          f"{tuple(param.shape)} on {device_of(param.data)}")
-                    self._update(param.data, get_array_module(grad).ascontiguousarray(grad), self.state[param],
-                                 group)
+                    with device_scope(param.data):
+                        self._update(param.data, get_array_module(grad).ascontiguousarray(grad),
+                                     self.state[param], group)
         return loss
 
     def _update(self, param: Any, grad: Any, state: dict[str, Any], group: dict[str, Any]) -> None:

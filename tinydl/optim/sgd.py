@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..backend import get_array_module
+from ..kernels.cuda import optim as fused
+from ..kernels.cuda.build import can_fuse, contiguous
 from .optimizer import Optimizer, _check_non_negative, add_scaled, effective_gradient
 
 __all__ = ["SGD"]
@@ -16,6 +18,9 @@ class SGD(Optimizer):
         b = d at the first step, else momentum * b + (1 - dampening) * d       } when momentum != 0
         d = d + momentum * b with nesterov, else d = b                        }
         p = p - lr * d
+
+    With momentum, on a GPU with fusion on, the step is one CUDA kernel
+    (:func:`tinydl.kernels.cuda.optim.sgd_momentum_step`).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
@@ -40,6 +45,12 @@ class SGD(Optimizer):
             if first_step:
                 state["momentum_buffer"] = get_array_module(param).empty(param.shape, dtype=param.dtype)
             arrays += (state["momentum_buffer"],)
+            if can_fuse(*arrays) and contiguous(param, arrays[2]):  # the whole step in one CUDA kernel
+                fused.sgd_momentum_step(param, grad, arrays[2], lr=group["lr"], momentum=momentum,
+                                        dampening=dampening, weight_decay=group["weight_decay"],
+                                        first_step=first_step, nesterov=group["nesterov"],
+                                        maximize=group["maximize"])
+                return
         for gradient_scratch, scratch, p, g, *buffer in self._workspace.blocks(*arrays):
             direction = effective_gradient(p, g, group["weight_decay"], group["maximize"], gradient_scratch)
             if momentum != 0:
