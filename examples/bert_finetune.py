@@ -154,8 +154,8 @@ def main(argv: Sequence[str] | None = None) -> float:
         train_loader.load_state_dict(checkpoint["loader"])
         start_epoch = checkpoint["epoch"]
         print(f"resumed from {args.checkpoint_dir} after epoch {start_epoch}")
-    print(f"fine-tuning {folder.name} ({sum(p.size for p in trained):,} trained parameters) on {len(train)} "
-          f"articles, testing on {len(test)}, {len(classes)} classes {classes}; {recipe}", flush=True)
+    print(f"fine-tuning the BERT encoder of {folder} ({sum(p.size for p in trained):,} trained parameters) on "
+          f"{len(train)} articles, testing on {len(test)}, {len(classes)} classes {classes}; {recipe}", flush=True)
 
     test_acc = float("nan")
     for epoch in range(start_epoch, recipe.epochs):
