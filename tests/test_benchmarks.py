@@ -26,6 +26,12 @@ def test_every_benchmark_runs_quickly():
     assert output.count("===") >= 2 * 5
 
 
+@pytest.mark.slow
+def test_version_checks_benchmark_prints_both_workloads():
+    output = run("bench_version_checks.py", "--quick")
+    assert "CNN training step, batch 8" in output and "chain of 999 ops" in output
+
+
 def write_tiny_cifar(root: pathlib.Path, images_per_file: int = 16) -> None:
     """The CIFAR-10 binary layout with a few random records per file (label byte + 3072 pixel bytes)."""
     import numpy as np

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from numpy import ndarray as _ndarray
 
-from . import anomaly as _anomaly
+from . import anomaly as _anomaly, versions as _versions
 from .backend import _NO_SCOPE, device_scope
 from .anomaly import _state as _anomaly_state, active_threads as _anomaly_threads  # tinydl.detect_anomaly
 
@@ -106,9 +106,17 @@ class Function:
     Inside both, ``self.needs_input_grad`` tells which inputs need a gradient; inside backward, ``self.inputs``
     are the input Tensors and ``self.output(i)`` the i-th output Tensor. A Function whose backward is a raw kernel
     sets ``once_differentiable = True``: the engine then refuses to build a graph through its backward.
+
+    What backward reads, checked against in-place changes (:mod:`tinydl.versions`): ``saved_inputs``, the
+    positions of the inputs whose values it reads (None: all, the safe default), and ``saves_outputs``, whether
+    it reads its outputs. An op whose outputs are views of its input 0 sets ``returns_view``.
     """
 
     once_differentiable = False
+    saved_inputs: tuple[int, ...] | None = None
+    saves_outputs = True
+    returns_view = False
+    _saved_versions: list[int] | None = None
 
     @property
     def name(self) -> str:
@@ -158,6 +166,10 @@ class Function:
             else:
                 self._outputs = [weakref.ref(outputs)]
                 outputs._attach(self, 0)
+            if self.saves_outputs or self.saved_inputs != ():
+                self._saved_versions = _versions.record(self, inputs, outputs)
+        if self.returns_view:
+            _versions.share(inputs[0], outputs, record)
         return outputs
 
     def output(self, index: int = 0) -> "Tensor":
@@ -301,6 +313,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                 raise RuntimeError(
                     f"{function.name}: this op's backward is a fused kernel that is differentiable only once; "
                     "create_graph=True (a second derivative) is not supported through it")
+            if function._saved_versions is not None:
+                _versions.check(function)
             first = function.inputs[0].data
             with device_scope(first) if type(first) is not _ndarray else _NO_SCOPE:  # a GPU's work on that GPU
                 if len(grads) > 1:

@@ -10,7 +10,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy
 
-from . import autograd
+from . import autograd, versions
 from .backend import (Device, array_module_for, device, device_of, device_scope, get_array_module, is_array,
                       to_device)
 
@@ -20,11 +20,13 @@ __all__ = ["Tensor", "tensor", "as_tensor"]
 class Tensor:
     """A node of the computation graph: ``data`` (the array), ``grad`` and ``requires_grad``."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_creator", "_index", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_creator", "_index", "_versions", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to Tensor's reflected operators (``2.0 * t``, ``ndarray + t``)
 
     def __init__(self, data: Any, requires_grad: bool = False):
+        self._versions: versions.VersionCounter | None = None
         if isinstance(data, Tensor):
+            self._versions = versions.counter(data)  # the same memory: one version counter
             data = data.data
         elif not is_array(data) or isinstance(data, numpy.generic):
             data = numpy.asarray(data)
@@ -47,6 +49,7 @@ class Tensor:
         tensor.requires_grad = False
         tensor._creator = None
         tensor._index = 0
+        tensor._versions = None
         return tensor
 
     def _attach(self, creator: autograd.Function, index: int) -> None:
@@ -85,6 +88,11 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         return self._creator is None
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's memory has seen through tinydl (:mod:`tinydl.versions`)."""
+        return versions.version(self)
 
     @property
     def T(self) -> "Tensor":
@@ -147,12 +155,20 @@ class Tensor:
         autograd.backward([self], grads, retain_graph=retain_graph, create_graph=create_graph)
 
     def detach(self) -> "Tensor":
-        """The same data, cut from the graph."""
-        return Tensor._from_array(self.data)
+        """The same data (and version counter), cut from the graph."""
+        detached = Tensor._from_array(self.data)
+        detached._versions = versions.counter(self)
+        return detached
 
-    def zero_(self) -> "Tensor":
-        self.data[...] = 0
-        return self
+    # ------------------------------------------------------------------------ in-place (tinydl.inplace)
+    def add_(self, other: Any, alpha: Any = 1) -> "Tensor": return inplace.add_(self, other, alpha)
+    def sub_(self, other: Any, alpha: Any = 1) -> "Tensor": return inplace.sub_(self, other, alpha)
+    def mul_(self, other: Any) -> "Tensor": return inplace.mul_(self, other)
+    def div_(self, other: Any) -> "Tensor": return inplace.div_(self, other)
+    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor": return inplace.clamp_(self, min, max)
+    def copy_(self, src: Any) -> "Tensor": return inplace.copy_(self, src)
+    def fill_(self, value: Any) -> "Tensor": return inplace.fill_(self, value)
+    def zero_(self) -> "Tensor": return inplace.fill_(self, 0)
 
     # ------------------------------------------------------------------------------------ data and device
     def item(self) -> Any:
@@ -243,11 +259,8 @@ class Tensor:
     def __or__(self, other: Any) -> "Tensor": return F.logical_or(self, other)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        """In-place assignment into the data; refused on tensors that take part in a graph."""
-        if self.requires_grad:
-            raise RuntimeError("setitem: in-place assignment into a tensor that requires grad would corrupt the "
-                               "graph; assign into .data under no_grad, or build a new tensor with where()/cat()")
-        self.data[_raw_key(key)] = _assignable(self, value)
+        """``t[key] = value`` in place, recorded in the graph when it takes part in one (:mod:`tinydl.inplace`)."""
+        inplace.setitem(self, _raw_key(key), value)
 
     # ------------------------------------------------------------------------------------------ methods
     def exp(self) -> "Tensor": return F.exp(self)
@@ -298,23 +311,6 @@ def _shape_args(args: Sequence[Any]) -> tuple[int, ...]:
     return tuple(args)
 
 
-def _assignable(target: Tensor, value: Any) -> Any:
-    """``value`` ready to be written into ``target``'s data: a Tensor must be on the target's device (no hidden
-    transfer between devices); host data (a list, a NumPy array) written into a GPU tensor is copied over
-    explicitly, as the user asked for it; numbers pass as they are."""
-    if isinstance(value, Tensor):
-        if value.device != target.device:
-            raise RuntimeError(f"setitem: the value is on {value.device} but the tensor is on {target.device}; "
-                               f"move it with .to({str(target.device)!r})")
-        return value.data
-    if target.device.type == "cpu" or isinstance(value, (bool, int, float, complex, numpy.generic)):
-        return value
-    if is_array(value) and device_of(value).type != "cpu" and device_of(value) != target.device:
-        raise RuntimeError(f"setitem: the value is an array on {device_of(value)} but the tensor is on "
-                           f"{target.device}; move it with tinydl.backend.to_device")
-    return to_device(numpy.asarray(value) if isinstance(value, (list, tuple)) else value, target.device)
-
-
 def _raw_key(key: Any) -> Any:
     if isinstance(key, Tensor):
         return key.data
@@ -362,3 +358,4 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
 autograd._Tensor = Tensor
 
 from . import functional as F  # noqa: E402  (functional needs Tensor defined first)
+from . import inplace  # noqa: E402  (in-place methods, written with functional)

@@ -302,3 +302,37 @@ case("F.scaled_dot_product_attention",
      label="devices")
 case("nn.Linear", lambda: nn.Linear(3, 2)(_gpu(3)), RuntimeError, "cpu", "cuda:0", label="devices",
      also=("linear",))
+
+
+# ------------------------------------------------------------------ in-place methods and checkpoints (issue 13)
+def _modify_after_saving() -> None:
+    x, w = t(3), t(3, requires_grad=True)
+    loss = (w * x).sum()
+    x.add_(1.0)
+    loss.backward()
+
+
+def _load_hostile_checkpoint() -> None:
+    import json
+    import tempfile
+    import zipfile
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000)}\n"
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/hostile.tdl"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("manifest.json", json.dumps({"format": "tinydl-checkpoint", "version": 1,
+                                                          "root": {"type": "ndarray", "array": "a.npy"}}))
+            archive.writestr("a.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+        tinydl.load(path)
+
+
+case("Tensor.add_", lambda: nn.Linear(2, 2).weight.add_(1.0), RuntimeError, "parameter 'weight'", shape(2, 2),
+     "no_grad")
+case("Tensor.add_", lambda: ints(1, 2).add_(0.5), TypeError, "float32", "int64", label="dtype")
+case("Tensor.mul_", lambda: t(3).expand(2, 3).mul_(2.0), RuntimeError, "read-only", shape(2, 3), "clone")
+case("Tensor.copy_", lambda: t(3).copy_(t(4)), ValueError, shape(3,), shape(4,))
+case("Tensor.setitem", lambda: t(3, requires_grad=True).__setitem__(0, 1.0), RuntimeError, "leaf", "no_grad")
+case("Tensor.backward", _modify_after_saving, RuntimeError, "input 1 of mul", shape(3,), "version 0",
+     "version 1", r"optimizer\.step\(\)", r"clone\(\)", also=("mul",))
+case("tinydl.load", _load_hostile_checkpoint, tinydl.serialization.CheckpointError, shape(100000, 100000),
+     "float32", "40000000000 bytes", "holds 0 bytes")

@@ -9,8 +9,9 @@ from tinydl.optim.optimizer import CPU_BLOCK
 
 torch = pytest.importorskip("torch")
 
-# shapes: a matrix, a vector, and one larger than a CPU block (so the blocked update path runs)
-SHAPES = [(7, 5), (3,), (CPU_BLOCK + 1000,)]
+# shapes: a matrix, a vector, a 0-d scalar (a learned temperature), and one larger than a CPU block (so the
+# blocked update path runs)
+SHAPES = [(7, 5), (3,), (), (CPU_BLOCK + 1000,)]
 
 CONFIGS = [
     pytest.param("SGD", dict(lr=0.1), id="sgd"),
@@ -120,8 +121,9 @@ def test_state_dict_round_trips_through_save_and_resumes_exactly(name, options, 
     params = [nn.Parameter(array.copy()) for array in initial]
     _, first = run_tinydl(name, options, initial, grads[:3], params)
     state = first.state_dict()
-    assert sorted(state) == ["param_groups", "state"] and sorted(state["state"]) == [0, 1, 2]
-    assert state["param_groups"][0]["params"] == [0, 1, 2]
+    numbers = list(range(len(SHAPES)))
+    assert sorted(state) == ["param_groups", "state"] and sorted(state["state"]) == numbers
+    assert state["param_groups"][0]["params"] == numbers
     tinydl.save({"optimizer": state, "params": [p.detach() for p in params]}, tmp_path / "opt.ckpt")
 
     loaded = tinydl.load(tmp_path / "opt.ckpt")

@@ -18,6 +18,8 @@ __all__ = ["tanh", "sigmoid", "relu", "leaky_relu", "gelu", "silu", "softmax", "
 class Tanh(Function):
     """y = tanh x;  dx = gy * (1 - y^2)."""
 
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         return get_array_module(x).tanh(x)
 
@@ -29,6 +31,8 @@ class Tanh(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x), computed as e^x / (1 + e^x) for x < 0 so that neither branch overflows;
     dx = gy * y * (1 - y)."""
+
+    saved_inputs, saves_outputs = (), True
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -43,6 +47,8 @@ class Sigmoid(Function):
 class Relu(Function):
     """y = max(x, 0);  dx = gy * [x > 0]."""
 
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, x):
         self.mask = x > 0
         return get_array_module(x).maximum(x, 0)
@@ -53,6 +59,8 @@ class Relu(Function):
 
 class LeakyRelu(Function):
     """y = x for x > 0, slope * x otherwise;  dx = gy * (1 or slope)."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "leaky_relu"
 
@@ -76,6 +84,8 @@ class Gelu(Function):
     on a GPU); the plain forward keeps Phi(x) for the backward (erf is the costly part). A backward that is itself
     being differentiated is written with tinydl ops, so that its dependence on x is part of the graph.
     """
+
+    saved_inputs, saves_outputs = (0,), False
 
     def forward(self, x):
         y, cdf = gelu_forward(x)
@@ -117,6 +127,8 @@ class Softmax(Function):
     dx = y * (gy - sum_j gy_j y_j). Raw-array forward and plain backward in :mod:`tinydl.kernels.softmax` (fused
     row kernels on a GPU); a backward being differentiated is written with tinydl ops."""
 
+    saved_inputs, saves_outputs = (), True
+
     def __init__(self, dim: int):
         self.dim = dim
 
@@ -133,6 +145,8 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """y = x - m - log sum_j e^(x_j - m) along ``dim``;  dx = gy - softmax(x) * sum_j gy_j (raw-array paths as
     for :class:`Softmax`)."""
+
+    saved_inputs, saves_outputs = (), True
 
     name = "log_softmax"
 

@@ -31,6 +31,8 @@ class Conv2d(Function):
     """y[b, o] = bias[o] + sum over (c, i, j) of w[o, c, i, j] x[b, g(o)*Cg + c, oh*sh + i*dh - pt, ow*sw + j*dw - pl];
     gx = conv_input_grad(gy, w), gw = conv_weight_grad(x, gy), gbias = gy summed over (N, OH, OW)."""
 
+    saved_inputs, saves_outputs = (0, 1), False
+
     name = "conv2d"
 
     def __init__(self, geometry: Conv2dGeometry):
@@ -53,6 +55,8 @@ class Conv2dInputGrad(Function):
     """gx = conv_input_grad(gy, w), linear in gy and in w; for an upstream gradient ggx:
     d/dgy = conv2d(ggx, w), d/dw = conv_weight_grad(ggx, gy)."""
 
+    saved_inputs, saves_outputs = None, False
+
     name = "conv2d_input_grad"
 
     def __init__(self, geometry: Conv2dGeometry, input_shape: Sequence[int]):
@@ -71,6 +75,8 @@ class Conv2dInputGrad(Function):
 class Conv2dWeightGrad(Function):
     """gw = conv_weight_grad(x, gy), linear in x and in gy; for an upstream gradient ggw:
     d/dx = conv_input_grad(gy, ggw), d/dgy = conv2d(x, ggw)."""
+
+    saved_inputs, saves_outputs = None, False
 
     name = "conv2d_weight_grad"
 

@@ -19,6 +19,8 @@ class Dropout(Function):
     """y = x * m with m_i = [u_i >= p] / (1 - p), u_i uniform in [0, 1) from the device's default generator
     (one draw per call);  dx = gy * m."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, p: float):
         self.p = p
 

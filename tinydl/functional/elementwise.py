@@ -30,6 +30,8 @@ def constant(array: Any) -> Tensor:
 class Add(Function):
     """y = a + b;  da = gy, db = gy."""
 
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, a, b):
         return a + b
 
@@ -39,6 +41,8 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b;  da = gy, db = -gy."""
+
+    saved_inputs, saves_outputs = (), False
 
     def forward(self, a, b):
         return a - b
@@ -50,6 +54,8 @@ class Sub(Function):
 class Mul(Function):
     """y = a * b;  da = gy * b, db = gy * a."""
 
+    saved_inputs, saves_outputs = None, False
+
     def forward(self, a, b):
         return a * b
 
@@ -60,7 +66,10 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b;  da = gy / b, db = -gy * a / b^2 = -gy * y / b."""
+    """y = a / b;  da = gy / b, db = -gy * a / b^2 = -gy * (a / b) / b (a / b recomputed rather than read from the
+    output, so that backward reads only the inputs, and an in-place change of the output does not concern it)."""
+
+    saved_inputs, saves_outputs = None, False
 
     def forward(self, a, b):
         return a / b
@@ -68,12 +77,14 @@ class Div(Function):
     def backward(self, gy):
         a, b = self.inputs
         ga = gy / b if self.needs_input_grad[0] else None
-        gb = -(gy * self.output()) / b if self.needs_input_grad[1] else None
+        gb = -(gy * (a / b)) / b if self.needs_input_grad[1] else None
         return ga, gb
 
 
 class Neg(Function):
     """y = -x;  dx = -gy."""
+
+    saved_inputs, saves_outputs = (), False
 
     def forward(self, x):
         return -x
@@ -84,6 +95,8 @@ class Neg(Function):
 
 class PowScalar(Function):
     """y = x^p for a constant p;  dx = gy * p * x^(p-1)."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     name = "pow"
 
@@ -115,6 +128,8 @@ class Pow(Function):
 class Exp(Function):
     """y = e^x;  dx = gy * y."""
 
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         return get_array_module(x).exp(x)
 
@@ -124,6 +139,8 @@ class Exp(Function):
 
 class Log(Function):
     """y = ln x;  dx = gy / x."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     def forward(self, x):
         return get_array_module(x).log(x)
@@ -135,6 +152,8 @@ class Log(Function):
 class Sqrt(Function):
     """y = sqrt(x);  dx = gy / (2 y)."""
 
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         return get_array_module(x).sqrt(x)
 
@@ -144,6 +163,8 @@ class Sqrt(Function):
 
 class Abs(Function):
     """y = |x|;  dx = gy * sign(x) (0 at x = 0, as in PyTorch)."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     def forward(self, x):
         return get_array_module(x).abs(x)
@@ -155,6 +176,8 @@ class Abs(Function):
 class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt;  dx = gy * 2/sqrt(pi) * e^(-x^2)."""
 
+    saved_inputs, saves_outputs = (0,), False
+
     def forward(self, x):
         return erf_kernel(x)
 
@@ -165,6 +188,8 @@ class Erf(Function):
 
 class Where(Function):
     """y = a where cond else b;  da = gy where cond else 0,  db = gy where not cond else 0."""
+
+    saved_inputs, saves_outputs = (), False
 
     def __init__(self, condition: Any):
         self.condition = condition
@@ -182,6 +207,8 @@ class Where(Function):
 class Cast(Function):
     """y = x converted to another dtype;  dx = gy converted back."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, dtype: numpy.dtype):
         self.dtype = dtype
 
@@ -195,6 +222,8 @@ class Cast(Function):
 
 class ToDevice(Function):
     """y = x copied to another device;  dx = gy copied back."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "to"
 
@@ -212,6 +241,8 @@ class ToDevice(Function):
 
 class Clone(Function):
     """y = a copy of x;  dx = gy."""
+
+    saved_inputs, saves_outputs = (), False
 
     def forward(self, x):
         return x.copy()

@@ -18,6 +18,8 @@ class Embedding(Function):
     """y[p] = W[ids[p]] for every position p of ``ids``;  dW[k] = sum of gy[p] over the positions with
     ids[p] == k (repeats accumulate), and dW[padding_idx] = 0."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, ids: Any, padding_idx: int | None):
         self.ids, self.padding_idx = ids, padding_idx
 
@@ -34,6 +36,8 @@ class EmbeddingBackward(Function):
     It is linear in gy, and its derivative is a gather again: for an upstream V of the table's shape,
     d<V, dW>/d(gy) = V'[ids], where V' is V with its padding row zeroed.
     """
+
+    saved_inputs, saves_outputs = (), False
 
     name = "embedding_backward"
 

@@ -17,6 +17,8 @@ class MatMul(Function):
     from the result, and put back into the gradient before the matrix products.
     """
 
+    saved_inputs, saves_outputs = None, False
+
     def forward(self, a, b):
         return a @ b
 
@@ -49,6 +51,8 @@ class Linear(Function):
     The leading axes are flattened into one, so each product is a single 2-D GEMM: NumPy's matmul of a stacked
     (B, M, K) array would call the BLAS once per matrix, which is many times slower with several threads.
     """
+
+    saved_inputs, saves_outputs = (0, 1), False
 
     def forward(self, x, weight, bias=None):
         y = x.reshape(-1, x.shape[-1]) @ weight.T

@@ -117,6 +117,8 @@ class CrossEntropy(Function):
     :mod:`tinydl.kernels.cuda.softmax`, which save only m + log S per sample.
     """
 
+    saved_inputs, saves_outputs = (0,), False
+
     name = "cross_entropy"
 
     def __init__(self, targets: ClassTargets, reduction: str):
@@ -159,6 +161,8 @@ class CrossEntropyBackward(Function):
     sum_c v_c q_c) per sample, over the normaliser for "mean".
     """
 
+    saved_inputs, saves_outputs = None, False
+
     name = "cross_entropy_backward"
 
     def __init__(self, targets: ClassTargets, exp_shifted: Any, sums: Any, log_normaliser: Any, reduction: str):
@@ -197,6 +201,8 @@ class CrossEntropyBackward(Function):
 
 class LogSigmoid(Function):
     """y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|) (no overflow for any x);  dx = gy * sigmoid(-x)."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     name = "log_sigmoid"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Sequence
 
+from .. import versions
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..kernels.cuda import normalization as fused
@@ -32,6 +33,8 @@ class Normalize(Function):
     It is written with tinydl ops on x_hat (the output) and s; when the backward is itself being differentiated,
     s is recomputed from x with tinydl ops, so that its dependence on x is part of the graph.
     """
+
+    saved_inputs, saves_outputs = (0,), True
 
     def __init__(self, axes: tuple[int, ...], eps: float):
         self.axes, self.eps = axes, eps
@@ -171,6 +174,7 @@ def _update_running(running: Tensor | None, batch_statistic: Any, momentum: floa
     """running <- (1 - momentum) running + momentum batch_statistic, in place, outside the graph."""
     if running is not None:
         running.data[...] = (1 - momentum) * running.data + momentum * batch_statistic.reshape(running.shape)
+        versions.bump(running)
 
 
 def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,

@@ -31,6 +31,8 @@ __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 class MaxPool2d(Function):
     """y = the maximum of each window; gx = the window's gradient at its (first) maximum, zero elsewhere."""
 
+    saved_inputs, saves_outputs = (), False
+
     name = "max_pool2d"
 
     def __init__(self, geometry: Pool2dGeometry):
@@ -48,6 +50,8 @@ class MaxPool2d(Function):
 class MaxPool2dScatter(Function):
     """gx = G_m^T gy (each window's value sent to its argmax); its adjoint is the gather G_m."""
 
+    saved_inputs, saves_outputs = (), False
+
     name = "max_pool2d_scatter"
 
     def __init__(self, geometry: Pool2dGeometry, argmax: Any, input_shape: Sequence[int]):
@@ -62,6 +66,8 @@ class MaxPool2dScatter(Function):
 
 class MaxPool2dGather(Function):
     """y = G_m x (each window's value read at its argmax); its adjoint is the scatter G_m^T."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "max_pool2d_gather"
 
@@ -79,6 +85,8 @@ class MaxPool2dGather(Function):
 class AvgPool2d(Function):
     """y = A x (window sums over divisors); gx = A^T gy."""
 
+    saved_inputs, saves_outputs = (), False
+
     name = "avg_pool2d"
 
     def __init__(self, geometry: Pool2dGeometry, count_include_pad: bool):
@@ -94,6 +102,8 @@ class AvgPool2d(Function):
 
 class AvgPool2dBackward(Function):
     """gx = A^T gy; its adjoint is A, average pooling itself."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "avg_pool2d_backward"
 

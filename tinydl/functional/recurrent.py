@@ -164,6 +164,8 @@ class LSTMCell(Function):
     dgates): dx = dgates W_ih, dh = dgates W_hh, dW_ih = dgates^T x, dW_hh = dgates^T h, db_ih = db_hh = sum
     of dgates over the batch. Differentiable once."""
 
+    saved_inputs, saves_outputs = (0, 1, 2, 3, 4), False
+
     name = "lstm_cell"
     once_differentiable = True
 

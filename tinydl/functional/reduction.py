@@ -31,6 +31,9 @@ def _kept_shape(shape: Sequence[int], dims: tuple[int, ...]) -> tuple[int, ...]:
 class BroadcastTo(Function):
     """y = x repeated along broadcast dimensions;  dx = sum of gy over them (done by the engine's sum_to)."""
 
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
+
     name = "broadcast_to"
 
     def __init__(self, shape: tuple[int, ...]):
@@ -46,6 +49,8 @@ class BroadcastTo(Function):
 class SumTo(Function):
     """y = x summed over the dimensions that broadcasting to x.shape would have added or stretched;
     dx = gy broadcast back to x.shape."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "sum_to"
 
@@ -67,6 +72,8 @@ class SumTo(Function):
 class Sum(Function):
     """y = sum of x over ``dims``;  dx = gy broadcast back over them."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim
 
@@ -86,6 +93,8 @@ class Extremum(Function):
     Along a dim, the gradient goes to the position of the first extremal element (the returned index), as in
     PyTorch; over everything it is shared equally between tied elements.
     """
+
+    saved_inputs, saves_outputs = (), False
 
     def __init__(self, kind: str, dim: int | None, keepdim: bool):
         self.kind, self.dim, self.keepdim = kind, dim, keepdim
@@ -121,6 +130,8 @@ class Extremum(Function):
 class LogSumExp(Function):
     """y = m + log sum_i e^(x_i - m) over ``dims`` (m = the max, so nothing overflows; a row of -inf gives -inf);
     dx = gy * softmax(x) = gy * e^(x - m) / sum e^(x - m) (m: the max again, so that it is exact in float32)."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim

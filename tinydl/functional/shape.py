@@ -19,6 +19,9 @@ __all__ = ["reshape", "view", "transpose", "permute", "squeeze", "unsqueeze", "f
 class Reshape(Function):
     """y = x with a new shape (same elements, row-major order);  dx = gy reshaped back."""
 
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
+
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
 
@@ -32,6 +35,9 @@ class Reshape(Function):
 
 class Permute(Function):
     """y = x with its axes reordered (y.shape[i] = x.shape[dims[i]]);  dx = gy with the inverse order."""
+
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
 
     def __init__(self, dims: tuple[int, ...]):
         self.dims = dims
@@ -50,6 +56,9 @@ class Index(Function):
     """y = x[key] (slices, integers, integer or boolean arrays);  dx = zeros with gy added at the selected places
     (repeated integer indices accumulate)."""
 
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
+
     def __init__(self, key: Any):
         self.key = key
 
@@ -63,6 +72,8 @@ class Index(Function):
 
 class IndexAdd(Function):
     """y = zeros(shape) with g added at x[key];  dg = gy[key] (the derivative of a scatter is a gather)."""
+
+    saved_inputs, saves_outputs = (), False
 
     name = "index_backward"
 
@@ -91,6 +102,8 @@ def _is_basic(key: Any) -> bool:
 class Concatenate(Function):
     """y = the inputs joined along ``dim``;  d(input k) = the slice of gy that came from input k."""
 
+    saved_inputs, saves_outputs = (), False
+
     name = "cat"
 
     def __init__(self, dim: int):
@@ -110,6 +123,8 @@ class Concatenate(Function):
 class Stack(Function):
     """y = the inputs stacked along a new axis ``dim``;  d(input k) = gy[..., k, ...] along that axis."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, dim: int):
         self.dim = dim
 
@@ -123,6 +138,9 @@ class Stack(Function):
 
 class Split(Function):
     """(y_1, ..., y_n) = consecutive pieces of x along ``dim``;  dx = the pieces' gradients joined back."""
+
+    saved_inputs, saves_outputs = (), False
+    returns_view = True
 
     def __init__(self, sizes: list[int], dim: int):
         self.sizes, self.dim = sizes, dim
@@ -141,6 +159,8 @@ class Split(Function):
 
 class Pad(Function):
     """y = x surrounded by ``value`` (constant padding);  dx = the interior slice of gy."""
+
+    saved_inputs, saves_outputs = (), False
 
     def __init__(self, widths: list[tuple[int, int]], value: float):
         self.widths, self.value = widths, value

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
+from ..autograd import no_grad
 from ..creation import empty
 from ..tensor import Tensor
 from . import init
@@ -39,7 +40,8 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            with no_grad():
+                self.weight[self.padding_idx] = 0
 
     def forward(self, input: Any) -> Tensor:
         return F.embedding(input, self.weight, self.padding_idx)

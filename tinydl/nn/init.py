@@ -1,8 +1,8 @@
 """Initialisation of parameters, in place, with PyTorch's rules and names.
 
 Random draws come from ``tinydl.default_generator(device)``, so ``tinydl.manual_seed(s)`` makes every layer's
-initial weights reproducible. Each function fills ``tensor.data`` in place (keeping its dtype, device and memory)
-and returns ``tensor``.
+initial weights reproducible. Each function fills ``tensor.data`` in place (keeping its dtype, device and memory),
+bumps the tensor's version (:mod:`tinydl.versions`) and returns ``tensor``.
 
 Fan-in and fan-out of a weight of shape (out, in, *kernel): fan_in = in * prod(kernel), fan_out = out *
 prod(kernel). The scaled initialisations keep the variance of activations (Xavier/Glorot, for tanh-like units)
@@ -16,8 +16,11 @@ or of ReLU activations (Kaiming/He) roughly constant from layer to layer:
 from __future__ import annotations
 
 import math
+from typing import Any
+
 import numpy
 
+from .. import versions
 from ..creation import default_generator
 from ..tensor import Tensor
 
@@ -74,6 +77,11 @@ def _check_float(function: str, tensor: Tensor) -> None:
         raise TypeError(f"{function}: expected a floating-point tensor, got dtype {tensor.dtype}")
 
 
+def _fill(tensor: Tensor, values: Any) -> None:
+    tensor.data[...] = values
+    versions.bump(tensor)
+
+
 def _draw_dtype(tensor: Tensor) -> numpy.dtype:
     """The dtype to draw in: the generators produce float32 and float64; narrower floats are drawn in float32."""
     return tensor.dtype if tensor.dtype == numpy.float64 else numpy.dtype(numpy.float32)
@@ -87,7 +95,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     draw = default_generator(tensor.device).random(tensor.shape, dtype=_draw_dtype(tensor))
     draw *= b - a
     draw += a
-    tensor.data[...] = draw
+    _fill(tensor, draw)
     return tensor
 
 
@@ -99,14 +107,14 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     draw = default_generator(tensor.device).standard_normal(tensor.shape, dtype=_draw_dtype(tensor))
     draw *= std
     draw += mean
-    tensor.data[...] = draw
+    _fill(tensor, draw)
     return tensor
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with ``val``."""
     _check_float("constant_", tensor)
-    tensor.data[...] = val
+    _fill(tensor, val)
     return tensor
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy
 
+from .. import versions
 from ..autograd import no_grad
 from ..backend import Device, device as as_device, device_of, device_scope, get_array_module, is_array, to_device
 from ..tensor import Tensor
@@ -82,6 +83,8 @@ class Module:
                             f"{name!r}; wrap it in nn.Parameter")
         self._forget(name, keep="_parameters")
         parameters[name] = param
+        if param is not None:
+            param._name = name
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register ``tensor`` as buffer ``name``: moved by ``to()``, saved by ``state_dict()`` (unless
@@ -105,6 +108,9 @@ class Module:
                             f"child {name!r}")
         self._forget(name, keep="_modules")
         modules[name] = module
+        if module is not None:  # parameter names for error messages, dotted from the outermost owner
+            for path, param in module.named_parameters():
+                param._name = f"{name}.{path}"
 
     register_module = add_module
 
@@ -257,7 +263,10 @@ class Module:
                 if tensor is None or id(tensor) in done:
                     continue
                 done.add(id(tensor))
-                tensor.data = convert(tensor.data)
+                converted = convert(tensor.data)
+                if converted is not tensor.data:
+                    tensor.data = converted
+                    versions.bump(tensor)  # a graph that saved the tensor would now read other values
                 if tensor.grad is not None:
                     tensor.grad = Tensor(convert(tensor.grad.data))
         return self
@@ -346,6 +355,7 @@ class Module:
             for key, array in arrays.items():
                 target = targets[key]
                 target.data[...] = to_device(array, target.device)
+                versions.bump(target)
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------------------------------------- repr

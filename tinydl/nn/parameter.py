@@ -15,12 +15,13 @@ class Parameter(Tensor):
     ``Parameter(tensor_or_array)`` shares the array it is given (no copy), as PyTorch does.
     """
 
-    __slots__ = ()
+    __slots__ = ("_name",)
 
     def __init__(self, data: Any = None, requires_grad: bool = True):
         if data is None:
             data = empty(0)
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data, requires_grad=requires_grad)
+        self._name: str | None = None  # the dotted name in the Module that owns it (set by Module), for messages
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

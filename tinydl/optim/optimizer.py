@@ -17,6 +17,7 @@ import numpy
 from ..autograd import enable_grad, no_grad
 from ..backend import device_of, device_scope, get_array_module, to_device
 from ..tensor import Tensor
+from .. import versions
 
 __all__ = ["Optimizer", "Workspace", "add_scaled", "effective_gradient"]
 
@@ -79,6 +80,12 @@ def effective_gradient(param: Any, grad: Any, weight_decay: float, maximize: boo
     else:
         scratch += grad
     return scratch
+
+
+def _contiguous(array: Any) -> Any:
+    """The array itself when C-contiguous, else a contiguous copy (``ascontiguousarray`` would turn a 0-d array
+    into shape (1,), which no longer fits a 0-d parameter)."""
+    return array if array.flags.c_contiguous else get_array_module(array).ascontiguousarray(array)
 
 
 def _check_non_negative(owner: str, name: str, value: Any) -> None:
@@ -167,8 +174,8 @@ class Optimizer:
                                          f"{device_of(grad)} does not fit its parameter of shape "
                                          f"{tuple(param.shape)} on {device_of(param.data)}")
                     with device_scope(param.data):
-                        self._update(param.data, get_array_module(grad).ascontiguousarray(grad),
-                                     self.state[param], group)
+                        self._update(param.data, _contiguous(grad), self.state[param], group)
+                    versions.bump(param)  # a graph that saved the old values must not use them in backward
         return loss
 
     def _update(self, param: Any, grad: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -229,7 +236,9 @@ def _restore(owner: str, index: int, name: str, value: Any, param: Tensor) -> An
     numbers as they are."""
     if isinstance(value, Tensor):
         value = value.data
-    if isinstance(value, numpy.generic) or (isinstance(value, numpy.ndarray) and value.ndim == 0):
+    per_element = param.ndim == 0 and getattr(value, "dtype", None) is not None and value.dtype.kind == "f"
+    if isinstance(value, numpy.generic) or (isinstance(value, numpy.ndarray) and value.ndim == 0
+                                            and not per_element):  # a number (a step count), not a 0-d state
         return value.item()
     if not hasattr(value, "shape"):
         return value
