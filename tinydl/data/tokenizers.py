@@ -204,10 +204,15 @@ class _IdsCache(dict):
 
 
 # ---------------------------------------------------------------------------------------------- WordPiece
+#: what BERT's cleaning drops besides NUL and U+FFFD: controls (but tab, newline, carriage return), format
+#: characters, private use, surrogates. Unassigned code points (Cn) stay, as in the reference, and become [UNK].
+_REMOVED_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs"})
+
+
 class _BertNormalizer:
-    """BERT's text normalisation, in the reference's order: clean (drop NUL, U+FFFD and "other" characters,
-    i.e. categories Cc, Cf, Cs, Co, Cn, except tab, newline and carriage return), space out CJK ideographs, strip
-    accents (NFD, then drop non-spacing marks), lower-case; then the split into words at whitespace.
+    """BERT's text normalisation, in the reference's order: clean (drop NUL, U+FFFD and the characters of
+    ``_REMOVED_CATEGORIES``), space out CJK ideographs, strip accents (NFD, then drop non-spacing marks),
+    lower-case; then the split into words at whitespace.
 
     Plain ASCII text passes through three C-level string operations; only the runs that are not plain ASCII go
     through the per-character tables.
@@ -220,7 +225,7 @@ class _BertNormalizer:
 
     def _clean_char(self, char: str) -> str:
         """The replacement of one character that is not plain ASCII (whitespace is left to ``str.split``)."""
-        if char in "\x00\ufffd" or (unicodedata.category(char)[0] == "C" and char not in "\t\n\r"):
+        if char in "\x00\ufffd" or (unicodedata.category(char) in _REMOVED_CATEGORIES and char not in "\t\n\r"):
             return ""
         if self.split_cjk and _in_spans(ord(char), _CJK):
             return f" {char} "

