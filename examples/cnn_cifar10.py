@@ -3,6 +3,7 @@
     python examples/cnn_cifar10.py                       # the best recipe found (default), 20 epochs
     python examples/cnn_cifar10.py --recipe article      # the article's recipe: Adam 1e-3, batch 64, 10 epochs
     python examples/cnn_cifar10.py --resume              # continue from the last complete epoch
+    mpiexec -n 2 python examples/cnn_cifar10.py --distributed   # data-parallel over 2 processes (tinydl[distributed])
 
 The model, layer for layer:
 
@@ -21,24 +22,38 @@ Recipes (both train exactly this model):
 The dataset is read from ``--data-dir`` in the official binary (or python) layout of CIFAR-10. Every epoch ends
 with the test accuracy and a checkpoint (``--checkpoint-dir/last.tdl``); the last line is
 ``test accuracy: NN.NN%``.
+
+With ``--distributed``, under ``mpiexec -n N``, the N processes train one model together: each takes 1/N of every
+global batch (which N must divide), gradients are averaged after each backward (DistributedDataParallel), each
+process uses one BLAS thread, the test set is split between them, losses and accuracies are summed over all of
+them, rank 0 alone prints and writes the checkpoint. The progress line shows rank 0's shard; the epoch lines show
+the whole batch. See docs/distributed.md.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+if "--distributed" in sys.argv[1:]:  # one BLAS thread per process: N processes share the machine's cores. This
+    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # must precede numpy's import
+        os.environ.setdefault(_variable, "1")
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, when this file is imported by a test
+
+import numpy as np  # noqa: E402
 
 import tinydl  # noqa: E402
 import tinydl.functional as F  # noqa: E402
 from tinydl import nn, optim  # noqa: E402
 from tinydl.data import CIFAR10, DataLoader, Subset, transforms as T  # noqa: E402
 
-from _common import (Progress, add_training_arguments, check_same_config, data_or_exit,  # noqa: E402
-                     format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint)
+from _common import (CHECKPOINT_NAME, Progress, add_training_arguments, check_same_config,  # noqa: E402
+                     data_or_exit, format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per-channel mean and standard deviation of the training images
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -93,8 +108,30 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="random crop + horizontal flip (default: the recipe's)")
     parser.add_argument("--limit-train", type=positive_int, metavar="N", help="train on the first N images only")
     parser.add_argument("--limit-test", type=positive_int, metavar="N", help="test on the first N images only")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel training: launch with mpiexec -n N (needs tinydl[distributed])")
     add_training_arguments(parser, checkpoint_dir="checkpoints/cnn_cifar10")
     return parser.parse_args(argv)
+
+
+def join_world(args: argparse.Namespace, recipe: "Recipe") -> Any:
+    """``tinydl.distributed`` after joining the MPI world (or None without --distributed); refuses a world size
+    that does not divide the global batch, since the ranks' shards must be equal for the averaged gradient to be
+    the whole batch's."""
+    if not args.distributed:
+        return None
+    import tinydl.distributed as dist
+    try:
+        dist.init(require_mpi=True)
+    except ImportError as error:
+        raise SystemExit(f"cnn_cifar10: --distributed needs mpi4py and MPI: {dist.INSTALL_HINT}\n({error})")
+    if recipe.batch_size % dist.world_size():
+        raise SystemExit(f"cnn_cifar10: the global batch of {recipe.batch_size} cannot be split evenly over "
+                         f"{dist.world_size()} processes; use a number of processes that divides it, or a "
+                         f"--batch-size that is a multiple of {dist.world_size()}")
+    if args.device.startswith("cuda") and ":" not in args.device:
+        args.device = f"cuda:{dist.local_rank()}"  # one GPU per process on each machine (NCCL needs that)
+    return dist
 
 
 def chosen_recipe(args: argparse.Namespace) -> Recipe:
@@ -110,21 +147,39 @@ def load_dataset(args: argparse.Namespace, train: bool) -> CIFAR10 | Subset:
     return Subset(dataset, range(min(limit, len(dataset)))) if limit else dataset
 
 
-def make_loaders(args: argparse.Namespace, recipe: Recipe) -> tuple[DataLoader, DataLoader]:
+def make_loaders(args: argparse.Namespace, recipe: Recipe, dist: Any) -> tuple[DataLoader, DataLoader]:
+    """Training and test loaders; with ``dist``, this rank's shards (a 1/N share of every global batch, and an
+    unpadded 1/N of the test set, so that summed counts are exact)."""
     scale = [T.ToFloat()] + ([T.Normalize(CIFAR10_MEAN, CIFAR10_STD)] if recipe.normalize else [])
     augment = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if recipe.augment else []
-    train = DataLoader(load_dataset(args, train=True), batch_size=recipe.batch_size, shuffle=True, seed=args.seed,
+    train_set, test_set = load_dataset(args, train=True), load_dataset(args, train=False)
+    if dist is None:
+        train = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, seed=args.seed,
+                           transform=T.Compose(augment + scale), device=args.device)
+        test = DataLoader(test_set, batch_size=TEST_BATCH_SIZE, transform=T.Compose(scale), device=args.device)
+        return train, test
+    train = DataLoader(train_set, batch_size=recipe.batch_size // dist.world_size(), seed=args.seed,
+                       sampler=dist.DistributedSampler(train_set, shuffle=True, seed=args.seed),
                        transform=T.Compose(augment + scale), device=args.device)
-    test = DataLoader(load_dataset(args, train=False), batch_size=TEST_BATCH_SIZE, transform=T.Compose(scale),
-                      device=args.device)
+    test = DataLoader(test_set, batch_size=TEST_BATCH_SIZE, transform=T.Compose(scale), device=args.device,
+                      sampler=dist.DistributedSampler(test_set, shuffle=False, pad=False))
     return train, test
 
 
-def train_one_epoch(model: Net, loader: DataLoader, optimizer: optim.Optimizer, scheduler: Any, recipe: Recipe,
-                    prefix: str) -> tuple[float, float, float]:
-    """One pass over ``loader``: mean loss, accuracy (%) and seconds. Sums stay on the device until shown."""
+def summed_over_ranks(dist: Any, *values: float) -> list[float]:
+    """``values`` summed over every rank (unchanged without ``dist``)."""
+    if dist is None:
+        return [float(value) for value in values]
+    return dist.all_reduce(np.array([float(value) for value in values])).tolist()
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: optim.Optimizer, scheduler: Any,
+                    recipe: Recipe, prefix: str, dist: Any = None) -> tuple[float, float, float]:
+    """One pass over ``loader``: mean loss, accuracy (%) and seconds (over every rank with ``dist``). Sums stay on
+    the device until shown."""
     model.train()
-    progress = Progress(prefix, len(loader), unit="images")
+    shown = dist is None or dist.is_main()
+    progress = Progress(prefix, len(loader), unit="images", stream=None if shown else io.StringIO())
     loss_sum = correct = seen = 0
     for step, (images, labels) in enumerate(loader, start=1):
         logits = model(images)
@@ -139,10 +194,12 @@ def train_one_epoch(model: Net, loader: DataLoader, optimizer: optim.Optimizer, 
         seen += len(labels)
         progress.update(step, seen, lambda: {"loss": f"{float(loss_sum) / seen:.4f}",
                                              "acc": f"{100 * float(correct) / seen:.2f}%"})
-    return float(loss_sum) / seen, 100 * float(correct) / seen, progress.close()
+    seconds = progress.close()
+    loss_sum, correct, seen = summed_over_ranks(dist, loss_sum, correct, seen)
+    return loss_sum / seen, 100 * correct / seen, seconds
 
 
-def evaluate(model: Net, loader: DataLoader) -> tuple[float, float]:
+def evaluate(model: nn.Module, loader: DataLoader, dist: Any = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (%) over ``loader``, without building a graph."""
     model.eval()
     loss_sum = correct = seen = 0
@@ -152,18 +209,24 @@ def evaluate(model: Net, loader: DataLoader) -> tuple[float, float]:
             loss_sum = loss_sum + F.cross_entropy(logits, labels, reduction="sum").data
             correct = correct + (logits.data.argmax(axis=1) == labels.data).sum()
             seen += len(labels)
-    return float(loss_sum) / seen, 100 * float(correct) / seen
+    loss_sum, correct, seen = summed_over_ranks(dist, loss_sum, correct, seen)
+    return loss_sum / seen, 100 * correct / seen
 
 
 def main(argv: Sequence[str] | None = None) -> float:
     """Train as the command line says; returns the final test accuracy in percent."""
     args = parse_arguments(argv)
     recipe = chosen_recipe(args)
+    dist = join_world(args, recipe)
+    main_process = dist is None or dist.is_main()
+    say = print if main_process else (lambda *_, **__: None)
     config = {"recipe": args.recipe, **dataclasses.asdict(recipe), "seed": args.seed,
-              "limit_train": args.limit_train or 0, "limit_test": args.limit_test or 0}
+              "limit_train": args.limit_train or 0, "limit_test": args.limit_test or 0,
+              **({} if dist is None else {"processes": dist.world_size()})}
     tinydl.manual_seed(args.seed)
-    train_loader, test_loader = make_loaders(args, recipe)
-    model = Net().to(args.device)
+    train_loader, test_loader = make_loaders(args, recipe, dist)
+    net = Net().to(args.device)
+    model = net if dist is None else dist.DistributedDataParallel(net)
     optimizer = optim.Adam(model.parameters(), lr=recipe.lr)
     scheduler = (optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr,
                                                total_steps=recipe.epochs * len(train_loader))
@@ -173,37 +236,44 @@ def main(argv: Sequence[str] | None = None) -> float:
     if args.resume:
         checkpoint = load_checkpoint(args.checkpoint_dir, args.device)
         check_same_config(checkpoint["config"], config)
-        model.load_state_dict(checkpoint["model"])
+        net.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
         train_loader.load_state_dict(checkpoint["loader"])
         history = checkpoint["history"]
         start_epoch = checkpoint["epoch"]
-        print(f"resumed from {args.checkpoint_dir} after epoch {start_epoch}")
-    print(f"recipe {args.recipe}: {recipe}; {len(train_loader.dataset)} training and {len(test_loader.dataset)} "
-          f"test images on {args.device}")
+        say(f"resumed from {args.checkpoint_dir} after epoch {start_epoch}")
+    say(f"recipe {args.recipe}: {recipe}; {len(train_loader.dataset)} training and {len(test_loader.dataset)} "
+        f"test images on {args.device}" + ("" if dist is None else f", {dist.world_size()} processes of "
+                                           f"{recipe.batch_size // dist.world_size()} images per batch"))
 
     for epoch in range(start_epoch, recipe.epochs):
         prefix = f"epoch {epoch + 1}/{recipe.epochs}"
-        train_loss, train_acc, seconds = train_one_epoch(model, train_loader, optimizer, scheduler, recipe, prefix)
-        test_loss, test_acc = evaluate(model, test_loader)
+        if train_loader.sampler is not None:
+            train_loader.sampler.set_epoch(epoch)
+        train_loss, train_acc, seconds = train_one_epoch(model, train_loader, optimizer, scheduler, recipe, prefix,
+                                                         dist)
+        test_loss, test_acc = evaluate(model, test_loader, dist)
         for name, value in (("train_loss", train_loss), ("test_loss", test_loss), ("train_acc", train_acc),
                             ("test_acc", test_acc)):
             history[name].append(value)
-        save_checkpoint(args.checkpoint_dir, {
-            "config": config, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "loader": train_loader.state_dict(), "history": history})
-        print(f"{prefix}: train loss {train_loss:.4f} acc {train_acc:.2f}% | test loss {test_loss:.4f} "
+        state = {"config": config, "epoch": epoch + 1, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": None if scheduler is None else scheduler.state_dict(),
+                 "loader": train_loader.state_dict(), "history": history}
+        if dist is None:
+            save_checkpoint(args.checkpoint_dir, state)
+        else:  # rank 0 writes, the others wait until the file is complete
+            dist.save(state, Path(args.checkpoint_dir) / CHECKPOINT_NAME)
+        say(f"{prefix}: train loss {train_loss:.4f} acc {train_acc:.2f}% | test loss {test_loss:.4f} "
               f"acc {test_acc:.2f}% | {format_duration(seconds)} ({seconds:.1f} s, "
               f"{len(train_loader.dataset) / seconds:.0f} images/s)", flush=True)
 
-    if args.plot:
+    if args.plot and main_process:
         plot_curves(history, args.plot, f"CIFAR-10 CNN, recipe {args.recipe}")
     if not history["test_acc"]:
         raise SystemExit(f"cnn_cifar10: nothing trained (epochs={recipe.epochs})")
-    print(f"test accuracy: {history['test_acc'][-1]:.2f}%")
+    say(f"test accuracy: {history['test_acc'][-1]:.2f}%")
     return history["test_acc"][-1]
 
 

@@ -32,7 +32,8 @@ from .anomaly import _state as _anomaly_state, active_threads as _anomaly_thread
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
 
-__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad"]
+__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad",
+           "queue_callback"]
 
 # --------------------------------------------------------------------------------------------------- grad mode
 class _GradMode(threading.local):
@@ -236,6 +237,32 @@ def _topological_order(roots: Iterable["Tensor"]) -> list[Function]:
     return order
 
 
+# ------------------------------------------------------------------------------------ after-backward callbacks
+class _BackwardPasses(threading.local):
+    """Per thread, the callbacks queued by each backward pass in progress (innermost last); None for a pass that
+    returns gradients (``grad(..., inputs)``) instead of accumulating them into ``.grad``."""
+
+    def __init__(self) -> None:
+        self.queues: list[list[Callable[[], None]] | None] = []
+
+
+_backward_passes = _BackwardPasses()
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` once the backward pass in progress has accumulated every gradient into ``.grad``.
+
+    Meant to be called from a Function's ``backward`` (this is how DistributedDataParallel averages gradients
+    across processes after ``loss.backward()``). A callback queued several times in one pass runs once; callbacks
+    run in the order queued, and not at all when the pass fails or only returns gradients (``tinydl.grad``).
+    """
+    if not _backward_passes.queues:
+        raise RuntimeError("queue_callback: no backward pass is in progress; call it from a Function's backward")
+    queue = _backward_passes.queues[-1]
+    if queue is not None and callback not in queue:
+        queue.append(callback)
+
+
 def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], retain_graph: bool = False,
              create_graph: bool = False, inputs: Sequence["Tensor"] | None = None) -> list["Tensor | None"] | None:
     """Backpropagate ``grad_outputs`` from ``outputs``.
@@ -297,6 +324,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
     order = _topological_order(outputs)
     previous_mode = is_grad_enabled()
     _set_enabled(create_graph)
+    callbacks: list[Callable[[], None]] = []
+    _backward_passes.queues.append(callbacks if inputs is None else None)
     try:
         first = outputs[0].data if outputs else None
         with device_scope(first) if first is not None and type(first) is not _ndarray else _NO_SCOPE:
@@ -332,6 +361,9 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                 function._release()
     finally:
         _set_enabled(previous_mode)
+        _backward_passes.queues.pop()
+    for callback in callbacks:
+        callback()
     return captured if inputs is not None else None
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 import tinydl
+from tinydl.testing.mpi import mpi_missing, run_mpi
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "cnn_cifar10.py"
 TRAIN_PER_FILE, TEST_COUNT = 26, 64  # 5 training files: 130 training images
@@ -133,3 +136,38 @@ def test_recipes_and_overrides(example):
             article.one_cycle, article.label_smoothing) == (10, 64, 1e-3, False, False, False, 0.0)
     best = example.chosen_recipe(example.parse_arguments(["--no-augment", "--lr", "0.002", "--epochs", "3"]))
     assert (best.augment, best.lr, best.epochs, best.one_cycle) == (False, 0.002, 3, True)
+
+
+# ------------------------------------------------------------------------------------ --distributed (issue 11)
+def distributed_arguments(data_dir: Path, checkpoint_dir: Path, *extra: str) -> list[str]:
+    return arguments(data_dir, checkpoint_dir, "--distributed", "--epochs", "1", "--recipe", "article", *extra)
+
+
+@pytest.mark.skipif(mpi_missing() is not None, reason=str(mpi_missing()))
+def test_distributed_two_processes_train_print_once_and_save_once(data_dir, tmp_path):
+    job = run_mpi(SCRIPT, *distributed_arguments(data_dir, tmp_path), ranks=2, cwd=SCRIPT.parents[1],
+                  pythonpath=SCRIPT.parents[1])
+    assert job.returncode == 0, job.stderr
+    lines = job.stdout.strip().splitlines()
+    assert sum(line.startswith("test accuracy: ") for line in lines) == 1, job.stdout
+    assert "2 processes of 16 images per batch" in lines[0], lines[0]
+    assert final_accuracy(job.stdout) >= 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["last.tdl"]
+
+
+@pytest.mark.skipif(mpi_missing() is not None, reason=str(mpi_missing()))
+def test_distributed_refuses_a_world_size_that_does_not_divide_the_batch(data_dir, tmp_path):
+    job = run_mpi(SCRIPT, *distributed_arguments(data_dir, tmp_path, "--batch-size", "33"), ranks=2,
+                  cwd=SCRIPT.parents[1], pythonpath=SCRIPT.parents[1])
+    assert job.returncode != 0
+    assert "global batch of 33 cannot be split evenly over 2 processes" in job.stderr, job.stderr
+
+
+def test_distributed_without_mpi4py_names_the_pip_command(data_dir, tmp_path):
+    argv = [str(SCRIPT), *distributed_arguments(data_dir, tmp_path)]
+    code = (f"import sys, runpy; sys.modules['mpi4py'] = None; sys.argv = {argv!r}; "
+            f"runpy.run_path(sys.argv[0], run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=SCRIPT.parents[1], env={**os.environ, "PYTHONPATH": str(SCRIPT.parents[1])})
+    assert result.returncode != 0
+    assert "pip install 'tinydl[distributed]'" in result.stderr, result.stderr

@@ -5,6 +5,13 @@ from it come the epoch's sample order (a permutation when shuffling) and a seed 
 transforms then use their own generator seeded with ``(transform_seed, k)``. The loader's position is therefore
 just ``(epoch, batches already yielded, generator state at the epoch's start)``; ``state_dict()`` captures it and a
 resumed loader regenerates exactly the same remaining batches, whatever was prefetched when the state was taken.
+
+With a ``sampler`` (an iterable of dataset indices with ``__len__``, such as
+:class:`tinydl.distributed.DistributedSampler`) the epoch's order is the sampler's instead, read when the epoch
+starts; the sampler's own state (``sampler.state_dict()``, if it has one) is part of the loader's. A sampler that
+names its shard (``sampler.rank``) gets transforms of its own per shard, seeded with ``(transform_seed, k, rank)``:
+the ranks of a data-parallel job augment their different images independently while sharing one loader seed, so
+their loader states are identical and one checkpoint resumes them all.
 """
 from __future__ import annotations
 
@@ -74,6 +81,7 @@ class DataLoader:
         collate_fn: builds a batch from the list ``[dataset[i] for i in indices]``; replaces the gather call.
         prefetch: batches prepared ahead by a background thread; ``0`` loads synchronously.
         device: where the batch Tensors are placed; ``None`` leaves them where the dataset holds them.
+        sampler: the indices of each epoch, in order (replaces ``shuffle``, which must then be False).
 
     Float fields become float32 Tensors, integer fields int64, boolean fields bool.
     """
@@ -81,14 +89,19 @@ class DataLoader:
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, transform: Transform | BatchTransform | None = None,
                  collate_fn: Callable[[list[Any]], Sequence[Any]] | None = None, prefetch: int = 2,
-                 device: Device | str | None = None) -> None:
+                 device: Device | str | None = None, sampler: Any = None) -> None:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(prefetch, (int, np.integer)) or isinstance(prefetch, bool) or prefetch < 0:
             raise ValueError(f"DataLoader: prefetch must be an integer >= 0, got {prefetch!r}")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__, got {type(dataset).__name__}")
+        if sampler is not None and (shuffle or not hasattr(sampler, "__iter__") or not hasattr(sampler, "__len__")):
+            raise ValueError(f"DataLoader: sampler must be an iterable of indices with __len__, given with "
+                             f"shuffle=False (the sampler decides the order); got a {type(sampler).__name__} "
+                             f"with shuffle={shuffle!r}")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -103,7 +116,7 @@ class DataLoader:
         self._owner: object | None = None  # the iteration whose progress the position records
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.dataset), self.batch_size)
+        full, rest = divmod(self._epoch_length(), self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
     @property
@@ -111,12 +124,18 @@ class DataLoader:
         """Index of the epoch in progress, or of the next one to start."""
         return self._epoch
 
+    def _epoch_length(self) -> int:
+        return len(self.dataset) if self.sampler is None else len(self.sampler)
+
     # ------------------------------------------------------------------------------------------ the position
     def _draw_plan(self) -> _EpochPlan:
         generator = np.random.default_rng()
         generator.bit_generator.state = self._epoch_state
         count = len(self.dataset)
-        order = generator.permutation(count) if self.shuffle else np.arange(count)
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64, count=len(self.sampler))
+        else:
+            order = generator.permutation(count) if self.shuffle else np.arange(count)
         transform_seed = int(generator.integers(2**63))
         return _EpochPlan(order, transform_seed, generator.bit_generator.state)
 
@@ -135,10 +154,13 @@ class DataLoader:
 
     def state_dict(self) -> dict[str, Any]:
         """The position in the stream of batches: epoch, batches of it already yielded, and the generator state
-        the epoch was drawn from (plus the sizes it depends on, checked when loading)."""
-        return {"epoch": self._epoch, "batches_done": self._batches_done,
-                "generator": copy.deepcopy(self._epoch_state), "num_samples": len(self.dataset),
-                "batch_size": self.batch_size, "shuffle": self.shuffle, "drop_last": self.drop_last}
+        the epoch was drawn from (plus the sizes it depends on, checked when loading), and the sampler's state."""
+        state = {"epoch": self._epoch, "batches_done": self._batches_done,
+                 "generator": copy.deepcopy(self._epoch_state), "num_samples": len(self.dataset),
+                 "batch_size": self.batch_size, "shuffle": self.shuffle, "drop_last": self.drop_last}
+        if hasattr(self.sampler, "state_dict"):
+            state["sampler"] = self.sampler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a position taken by ``state_dict()``: the next iteration yields the batches that would
@@ -160,6 +182,11 @@ class DataLoader:
             probe.bit_generator.state = state["generator"]
         except (TypeError, ValueError, KeyError) as error:
             raise ValueError(f"DataLoader.load_state_dict: invalid generator state ({error})") from error
+        if hasattr(self.sampler, "load_state_dict"):
+            if "sampler" not in state:
+                raise KeyError("DataLoader.load_state_dict: this loader's sampler has a state, but the saved "
+                               "state has none (it was taken from a loader without a sampler)")
+            self.sampler.load_state_dict(state["sampler"])
         self._epoch = int(state["epoch"])
         self._batches_done = int(state["batches_done"])
         self._epoch_state = probe.bit_generator.state
@@ -173,7 +200,8 @@ class DataLoader:
             fields = self.collate_fn([self.dataset[int(i)] for i in indices])
             fields = tuple(fields) if isinstance(fields, (tuple, list)) else (fields,)
         if self.transform is not None:
-            rng = np.random.default_rng([transform_seed, number])
+            shard = getattr(self.sampler, "rank", None)
+            rng = np.random.default_rng([transform_seed, number] + ([] if shard is None else [int(shard)]))
             fields = (self.transform(fields[0], rng), *fields[1:])
         return _to_tensors(fields, self.device)
 
