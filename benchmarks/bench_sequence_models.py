@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import HEADER, compare, set_threads, torch_or_none
+from harness import HEADER, compare, set_clock, set_threads, torch_or_none
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -40,11 +40,15 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
                         help="afterwards, time every op of STEPS tinydl steps per model (default: 0, no profile)")
     parser.add_argument("--only", choices=("a", "b"), help="one model only")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="time by the wall clock (default) or by CPU time (steadier on a shared machine, with "
+                             "--threads 1)")
     return parser.parse_args()
 
 
 ARGS = parse_arguments()
 THREADS = set_threads(ARGS.threads)  # before NumPy is imported: its BLAS reads the thread count once
+set_clock(ARGS.clock)
 
 import numpy as np  # noqa: E402
 

@@ -20,6 +20,11 @@ def test_overhead_benchmark_prints_a_ratio():
     assert "ratio" in output and "chain of 999 ops" in output
 
 
+def test_engine_ab_comparison_runs_against_a_tree():
+    output = run("ab_overhead.py", str(BENCHMARKS.parent), "--trials", "2")
+    assert "chain of 3000 ops" in output and "new/base" in output
+
+
 @pytest.mark.slow
 def test_every_benchmark_runs_quickly():
     output = run("run_all.py", "--quick")

@@ -12,6 +12,9 @@ from .creation import (arange, default_generator, empty, eye, full, full_like, l
 from . import cuda, data, functional
 from . import nn, optim
 from .serialization import load, save
+from . import profiler, viz
+from .summary import summary
+from .tracer import step_backward, trace_backward
 from .functional import (cat, chunk, exp, log, matmul, maximum, minimum, permute, reshape, sigmoid, split, sqrt,
                          stack, tanh, where)
 

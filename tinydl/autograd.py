@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from numpy import ndarray as _ndarray
 
-from . import anomaly as _anomaly, versions as _versions
+from . import events as _events, versions as _versions
 from .backend import _NO_SCOPE, device_scope
-from .anomaly import _state as _anomaly_state, active_threads as _anomaly_threads  # tinydl.detect_anomaly
+from .events import observed as _observed  # the one instrumentation test per op (tinydl/events.py)
+from .hooks import run_output_hooks as _run_output_hooks, run_tensor_hooks as _run_tensor_hooks
+from .hooks import tensor_hooks as _tensor_hooks  # Tensor.register_hook; empty unless a hook is registered
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tensor import Tensor
@@ -142,6 +144,7 @@ class Function:
         needs = tuple([tensor.requires_grad for tensor in inputs])
         record = True in needs and _grad_mode.enabled
         self.needs_input_grad = needs if record else (False,) * len(needs)
+        event = _events.begin_forward(self, arrays, record) if _observed else None
         try:
             if arrays and type(arrays[0]) is not _ndarray:
                 with device_scope(arrays[0]):  # a GPU array: compute on its GPU
@@ -150,8 +153,8 @@ class Function:
                 result = self.forward(*arrays)
         except (ValueError, TypeError) as error:
             raise _named_error(self, error, arrays) from error
-        if _anomaly_threads and _anomaly_state.enabled:
-            _anomaly.forward_hook(self, arrays, result)
+        if event is not None:
+            _events.end_forward(event, result)
         make = _Tensor._from_array
         if type(result) is tuple:
             outputs = tuple(make(array) for array in result)
@@ -172,6 +175,13 @@ class Function:
         if self.returns_view:
             _versions.share(inputs[0], outputs, record)
         return outputs
+
+    @property
+    def module_path(self) -> str | None:
+        """The dotted path of the Module call that recorded this node ("" for the model itself; None outside
+        modules), for graph drawings and profiles (:mod:`tinydl.events`)."""
+        call = self.__dict__.get("module_call")
+        return None if call is None else call.path
 
     def output(self, index: int = 0) -> "Tensor":
         """The ``index``-th output Tensor of this node (alive for as long as backward may need it)."""
@@ -280,6 +290,7 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
     # pending[function] = [gradients of its outputs, the output Tensors kept alive until it runs]
     pending: dict[Function, list[list[Any]]] = {}
     leaf_arrays: set[int] = set()
+    held: dict[int, list[Any]] = {}  # leaves with hooks: [tensor, summed gradient], hooked once complete
 
     def accumulate(total: "Tensor | None", gradient: "Tensor") -> "Tensor":
         """total + gradient; a raw array addition unless the sum itself must be differentiable."""
@@ -295,6 +306,10 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
         if gradient.data.shape != tensor.data.shape:
             gradient = _sum_to(gradient, tensor.data.shape)
         creator = tensor._creator
+        if _tensor_hooks and creator is None and id(tensor) in _tensor_hooks:
+            entry = held.setdefault(id(tensor), [tensor, None])
+            entry[1] = accumulate(entry[1], gradient)
+            return
         if creator is None or id(tensor) in wanted:
             collect(tensor, gradient)
             if creator is None:
@@ -338,6 +353,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
             if slot is None:
                 continue
             grads = slot[0]
+            if _tensor_hooks:
+                grads = _run_output_hooks(grads, slot[1])
             if function.once_differentiable and create_graph:
                 raise RuntimeError(
                     f"{function.name}: this op's backward is a fused kernel that is differentiable only once; "
@@ -348,8 +365,8 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
             with device_scope(first) if type(first) is not _ndarray else _NO_SCOPE:  # a GPU's work on that GPU
                 if len(grads) > 1:
                     grads = [g if g is not None else _zeros(function, i) for i, g in enumerate(grads)]
-                if _anomaly_threads and _anomaly_state.enabled:
-                    input_grads = _anomaly.run_backward(function, grads)
+                if _observed:
+                    input_grads = _events.backward_step(function, grads)
                 else:
                     input_grads = function.backward(*grads)
                 if type(input_grads) is not tuple:
@@ -359,6 +376,9 @@ def backward(outputs: Sequence["Tensor"], grad_outputs: Sequence["Tensor"], reta
                         deliver(tensor, gradient)
             if not retain_graph:
                 function._release()
+        for tensor, gradient in held.values():
+            with device_scope(gradient.data) if type(gradient.data) is not _ndarray else _NO_SCOPE:
+                collect(tensor, _run_tensor_hooks(tensor, gradient))
     finally:
         _set_enabled(previous_mode)
         _backward_passes.queues.pop()

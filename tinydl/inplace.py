@@ -34,6 +34,7 @@ import numpy
 from . import functional as F, versions
 from .autograd import Function, is_grad_enabled, no_grad
 from .backend import device_of, get_array_module, is_array, to_device
+from .costs import moves_only
 from .functional._device import on_the_inputs_device
 from .functional._operands import scalar_like
 from .tensor import Tensor
@@ -49,6 +50,7 @@ class CopyInto(Function):
     name = "copy_"
     saved_inputs = ()
     saves_outputs = False
+    flops = moves_only
 
     def forward(self, target, src):
         return get_array_module(target).broadcast_to(src, target.shape).astype(target.dtype)
@@ -63,6 +65,7 @@ class IndexPut(Function):
     name = "setitem"
     saved_inputs = ()
     saves_outputs = False
+    flops = moves_only
 
     def __init__(self, key: Any):
         self.key = key

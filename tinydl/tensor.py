@@ -10,7 +10,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy
 
-from . import autograd, versions
+from . import autograd, hooks, versions
 from .backend import (Device, array_module_for, device, device_of, device_scope, get_array_module, is_array,
                       to_device)
 
@@ -153,6 +153,15 @@ class Tensor:
                                "under no_grad, or from tensors that do not require grad?")
         grads = autograd._as_grad_list([self], gradient)
         autograd.backward([self], grads, retain_graph=retain_graph, create_graph=create_graph)
+
+    def register_hook(self, hook: Any) -> Any:
+        """``hook(grad) -> Tensor | None`` runs when this tensor's gradient is complete during backward; a
+        returned Tensor (same shape and dtype) replaces the gradient. Returns a handle with ``.remove()``."""
+        return hooks.register_tensor_hook(self, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf's gradient in ``.grad`` after backward (leaves keep theirs anyway)."""
+        hooks.retain_grad(self)
 
     def detach(self) -> "Tensor":
         """The same data (and version counter), cut from the graph."""

@@ -199,6 +199,20 @@ for _name, _add in _F_OPTIONAL.items():
         _add()
 
 
+def _forced_winograd_strided_conv() -> None:
+    """A stride-2 convolution with the algorithm forced to Winograd (which computes stride 1 only)."""
+    from tinydl.kernels.conv import set_conv_algorithm
+    previous = set_conv_algorithm("winograd")
+    try:
+        F.conv2d(t(1, 3, 9, 9), t(4, 3, 3, 3), stride=2, padding=1)
+    finally:
+        set_conv_algorithm(previous)
+
+
+case("F.conv2d", _forced_winograd_strided_conv, ValueError, "winograd", shape(1, 3, 9, 9), shape(4, 3, 3, 3),
+     r"stride \(2, 2\)", label="forced-winograd")
+
+
 # ================================================================================================ modules
 def _module(name: str, provoke: Callable[[], Any], exception: type[BaseException], *patterns: str,
             xfail: str | None = None, label: str = "", also: tuple[str, ...] = ()) -> None:

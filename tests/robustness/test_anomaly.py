@@ -9,7 +9,7 @@ import pytest
 
 import tinydl
 import tinydl.functional as F
-from tinydl import anomaly
+from tinydl import anomaly, events
 from tinydl.anomaly import AnomalyError
 
 THIS_FILE = os.path.basename(__file__)
@@ -124,11 +124,11 @@ def test_decorator_and_nesting_restore_the_previous_mode():
     assert not anomaly.is_anomaly_enabled()
     assert inside() is True
     assert not anomaly.is_anomaly_enabled()
-    assert not anomaly.active_threads
+    assert not events.observed
     with pytest.raises(ValueError):
         with tinydl.detect_anomaly():
             raise ValueError("boom")
-    assert not anomaly.is_anomaly_enabled() and not anomaly.active_threads
+    assert not anomaly.is_anomaly_enabled() and not events.observed
 
 
 def test_mode_is_thread_local():
@@ -154,15 +154,15 @@ def test_mode_is_thread_local():
         release.set()
         worker.join(10)
     assert seen["inside"] is True
-    assert not anomaly.active_threads
+    assert not events.observed
 
 
 def test_outside_the_mode_the_hooks_are_never_called(monkeypatch):
     def fail(*args):
         raise AssertionError("anomaly hook called outside detect_anomaly")
 
-    monkeypatch.setattr(anomaly, "forward_hook", fail)
-    monkeypatch.setattr(anomaly, "run_backward", fail)
+    monkeypatch.setattr(anomaly._AnomalyWatch, "check_forward", fail)
+    monkeypatch.setattr(anomaly._AnomalyWatch, "check_backward", fail)
     x = leaf([0.0, 2.0])
     root = F.sqrt(x)
     assert not hasattr(root._creator, "_anomaly_stack")  # no creation stack captured

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 
 from ..autograd import Function, is_grad_enabled, queue_callback
 from ..backend import device_of, device_scope, get_array_module
+from ..costs import moves_only
 from ..nn.module import Module
 from ..tensor import Tensor
 from .buckets import Bucket, plan_buckets
@@ -42,6 +43,8 @@ _MEGABYTE = 1 << 20
 
 class _ReduceAfterBackward(Function):
     """Identity on the model's output; its backward queues the gradient reduction for the end of the pass."""
+
+    flops = moves_only
 
     def __init__(self, ddp: "DistributedDataParallel") -> None:
         self.ddp = ddp

@@ -5,6 +5,7 @@ import math
 
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
+from ..costs import elementwise
 from ..tensor import Tensor
 from ..kernels.activation import gelu_backward, gelu_forward
 from ..kernels.softmax import softmax_backward, softmax_forward
@@ -19,6 +20,7 @@ class Tanh(Function):
     """y = tanh x;  dx = gy * (1 - y^2)."""
 
     saved_inputs, saves_outputs = (), True
+    flops = elementwise(1)
 
     def forward(self, x):
         return get_array_module(x).tanh(x)
@@ -33,6 +35,7 @@ class Sigmoid(Function):
     dx = gy * y * (1 - y)."""
 
     saved_inputs, saves_outputs = (), True
+    flops = elementwise(3)  # exp, add, divide
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -48,9 +51,11 @@ class Relu(Function):
     """y = max(x, 0);  dx = gy * [x > 0]."""
 
     saved_inputs, saves_outputs = (), False
+    flops = elementwise(1)  # a comparison
 
     def forward(self, x):
-        self.mask = x > 0
+        if self.needs_input_grad[0]:
+            self.mask = x > 0
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
@@ -63,6 +68,7 @@ class LeakyRelu(Function):
     saved_inputs, saves_outputs = (), False
 
     name = "leaky_relu"
+    flops = elementwise(2)  # compare, multiply
 
     def __init__(self, negative_slope: float):
         self.negative_slope = negative_slope
@@ -86,6 +92,7 @@ class Gelu(Function):
     """
 
     saved_inputs, saves_outputs = (0,), False
+    flops = elementwise(5)  # x / sqrt 2, erf, + 1, * 0.5, * x
 
     def forward(self, x):
         y, cdf = gelu_forward(x)
@@ -128,6 +135,7 @@ class Softmax(Function):
     row kernels on a GPU); a backward being differentiated is written with tinydl ops."""
 
     saved_inputs, saves_outputs = (), True
+    flops = elementwise(5)  # max, subtract, exp, sum, divide
 
     def __init__(self, dim: int):
         self.dim = dim
@@ -149,6 +157,7 @@ class LogSoftmax(Function):
     saved_inputs, saves_outputs = (), True
 
     name = "log_softmax"
+    flops = elementwise(5)  # max, subtract, exp, sum, subtract the log
 
     def __init__(self, dim: int):
         self.dim = dim

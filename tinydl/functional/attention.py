@@ -81,6 +81,18 @@ class ScaledDotProductAttention(Function):
 
     name = "scaled_dot_product_attention"
 
+    def flops(self, inputs, outputs):
+        """scale Q, Q K^T (2 L S E per batch), the mask, the softmax (5 per score), P V (2 L S Ev)."""
+        q, k, v = inputs[:3]
+        scores = q.size // q.shape[-1] * k.shape[-2]
+        return (q.size + 2 * scores * q.shape[-1] + (len(inputs) == 4) * scores
+                + 5 * scores + 2 * scores * v.shape[-1])
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """The softmax correction (P (dP - D)) on raw arrays: 2 per score; the products count themselves."""
+        q, k = self.inputs[0], self.inputs[1]
+        return 2 * q.size // q.shape[-1] * k.shape[-2]
+
     def __init__(self, scale: float, allowed: Any, dropout_p: float, return_weights: bool):
         self.scale, self.allowed, self.dropout_p, self.return_weights = scale, allowed, dropout_p, return_weights
 

@@ -15,6 +15,7 @@ gradient penalties, ``gradgradcheck``) at no extra cost for ordinary training.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Sequence
 
@@ -34,6 +35,10 @@ class Conv2d(Function):
     saved_inputs, saves_outputs = (0, 1), False
 
     name = "conv2d"
+
+    def flops(self, inputs, outputs):
+        """2 N Cout Hout Wout (Cin / groups) kh kw, plus the bias addition."""
+        return outputs[0].size * (2 * math.prod(inputs[1].shape[1:]) + (len(inputs) == 3))
 
     def __init__(self, geometry: Conv2dGeometry):
         self.geometry = geometry
@@ -59,6 +64,10 @@ class Conv2dInputGrad(Function):
 
     name = "conv2d_input_grad"
 
+    def flops(self, inputs, outputs):
+        """2 N Cout Hout Wout (Cin / groups) kh kw, as the forward without bias."""
+        return 2 * inputs[0].size * math.prod(inputs[1].shape[1:])
+
     def __init__(self, geometry: Conv2dGeometry, input_shape: Sequence[int]):
         self.geometry, self.input_shape = geometry, tuple(input_shape)
 
@@ -79,6 +88,10 @@ class Conv2dWeightGrad(Function):
     saved_inputs, saves_outputs = None, False
 
     name = "conv2d_weight_grad"
+
+    def flops(self, inputs, outputs):
+        """2 N Cout Hout Wout (Cin / groups) kh kw, as the forward without bias."""
+        return 2 * inputs[1].size * math.prod(self.weight_shape[1:])
 
     def __init__(self, geometry: Conv2dGeometry, weight_shape: Sequence[int]):
         self.geometry, self.weight_shape = geometry, tuple(weight_shape)

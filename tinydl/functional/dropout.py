@@ -6,6 +6,7 @@ import numbers
 
 from ..autograd import Function
 from ..backend import device_of, get_array_module
+from ..costs import elementwise
 from ..creation import default_generator
 from ..kernels.cuda.build import can_fuse
 from ..kernels.cuda.dropout import dropout_forward as fused_dropout
@@ -20,6 +21,7 @@ class Dropout(Function):
     (one draw per call);  dx = gy * m."""
 
     saved_inputs, saves_outputs = (), False
+    flops = elementwise(3)  # compare, scale, multiply
 
     def __init__(self, p: float):
         self.p = p

@@ -12,6 +12,7 @@ import numpy
 
 from ..autograd import Function
 from ..backend import device, device_of, device_scope, get_array_module, is_array
+from ..costs import elementwise, moves_only
 from ..kernels.special import erf as erf_kernel
 from ..tensor import Tensor
 from ._device import on_the_inputs_device
@@ -31,6 +32,7 @@ class Add(Function):
     """y = a + b;  da = gy, db = gy."""
 
     saved_inputs, saves_outputs = (), False
+    flops = elementwise(1)
 
     def forward(self, a, b):
         return a + b
@@ -43,6 +45,7 @@ class Sub(Function):
     """y = a - b;  da = gy, db = -gy."""
 
     saved_inputs, saves_outputs = (), False
+    flops = elementwise(1)
 
     def forward(self, a, b):
         return a - b
@@ -55,6 +58,7 @@ class Mul(Function):
     """y = a * b;  da = gy * b, db = gy * a."""
 
     saved_inputs, saves_outputs = None, False
+    flops = elementwise(1)
 
     def forward(self, a, b):
         return a * b
@@ -71,6 +75,8 @@ class Div(Function):
 
     saved_inputs, saves_outputs = None, False
 
+    flops = elementwise(1)
+
     def forward(self, a, b):
         return a / b
 
@@ -85,6 +91,7 @@ class Neg(Function):
     """y = -x;  dx = -gy."""
 
     saved_inputs, saves_outputs = (), False
+    flops = elementwise(1)
 
     def forward(self, x):
         return -x
@@ -99,6 +106,8 @@ class PowScalar(Function):
     saved_inputs, saves_outputs = (0,), False
 
     name = "pow"
+
+    flops = elementwise(1)
 
     def __init__(self, exponent: float):
         self.exponent = exponent
@@ -115,6 +124,8 @@ class PowScalar(Function):
 class Pow(Function):
     """y = a^b for tensors;  da = gy * b * a^(b-1),  db = gy * y * log(a)."""
 
+    flops = elementwise(1)
+
     def forward(self, a, b):
         return a ** b
 
@@ -129,6 +140,7 @@ class Exp(Function):
     """y = e^x;  dx = gy * y."""
 
     saved_inputs, saves_outputs = (), True
+    flops = elementwise(1)
 
     def forward(self, x):
         return get_array_module(x).exp(x)
@@ -141,6 +153,7 @@ class Log(Function):
     """y = ln x;  dx = gy / x."""
 
     saved_inputs, saves_outputs = (0,), False
+    flops = elementwise(1)
 
     def forward(self, x):
         return get_array_module(x).log(x)
@@ -153,6 +166,7 @@ class Sqrt(Function):
     """y = sqrt(x);  dx = gy / (2 y)."""
 
     saved_inputs, saves_outputs = (), True
+    flops = elementwise(1)
 
     def forward(self, x):
         return get_array_module(x).sqrt(x)
@@ -165,6 +179,7 @@ class Abs(Function):
     """y = |x|;  dx = gy * sign(x) (0 at x = 0, as in PyTorch)."""
 
     saved_inputs, saves_outputs = (0,), False
+    flops = elementwise(1)
 
     def forward(self, x):
         return get_array_module(x).abs(x)
@@ -177,6 +192,7 @@ class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt;  dx = gy * 2/sqrt(pi) * e^(-x^2)."""
 
     saved_inputs, saves_outputs = (0,), False
+    flops = elementwise(1)
 
     def forward(self, x):
         return erf_kernel(x)
@@ -190,6 +206,7 @@ class Where(Function):
     """y = a where cond else b;  da = gy where cond else 0,  db = gy where not cond else 0."""
 
     saved_inputs, saves_outputs = (), False
+    flops = moves_only
 
     def __init__(self, condition: Any):
         self.condition = condition
@@ -208,6 +225,7 @@ class Cast(Function):
     """y = x converted to another dtype;  dx = gy converted back."""
 
     saved_inputs, saves_outputs = (), False
+    flops = moves_only
 
     def __init__(self, dtype: numpy.dtype):
         self.dtype = dtype
@@ -227,6 +245,8 @@ class ToDevice(Function):
 
     name = "to"
 
+    flops = moves_only
+
     def __init__(self, target: Any):
         self.target = target
 
@@ -243,6 +263,7 @@ class Clone(Function):
     """y = a copy of x;  dx = gy."""
 
     saved_inputs, saves_outputs = (), False
+    flops = moves_only
 
     def forward(self, x):
         return x.copy()

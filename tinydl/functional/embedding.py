@@ -5,6 +5,7 @@ from typing import Any
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..costs import moves_only
 from ..kernels.scatter import index_add
 from ..tensor import Tensor
 from ._checks import check_values_now
@@ -19,6 +20,7 @@ class Embedding(Function):
     ids[p] == k (repeats accumulate), and dW[padding_idx] = 0."""
 
     saved_inputs, saves_outputs = (), False
+    flops = moves_only
 
     def __init__(self, ids: Any, padding_idx: int | None):
         self.ids, self.padding_idx = ids, padding_idx
@@ -40,6 +42,10 @@ class EmbeddingBackward(Function):
     saved_inputs, saves_outputs = (), False
 
     name = "embedding_backward"
+
+    def flops(self, inputs, outputs):
+        """One addition per gradient element."""
+        return inputs[0].size
 
     def __init__(self, ids: Any, padding_idx: int | None, num_embeddings: int):
         self.ids, self.padding_idx, self.num_embeddings = ids, padding_idx, num_embeddings

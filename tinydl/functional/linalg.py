@@ -19,6 +19,10 @@ class MatMul(Function):
 
     saved_inputs, saves_outputs = None, False
 
+    def flops(self, inputs, outputs):
+        """2 K per output element (K multiplications and K additions)."""
+        return 2 * outputs[0].size * inputs[0].shape[-1]
+
     def forward(self, a, b):
         return a @ b
 
@@ -53,6 +57,10 @@ class Linear(Function):
     """
 
     saved_inputs, saves_outputs = (0, 1), False
+
+    def flops(self, inputs, outputs):
+        """2 * in per output element, plus the bias addition."""
+        return outputs[0].size * (2 * inputs[1].shape[1] + (len(inputs) == 3))
 
     def forward(self, x, weight, bias=None):
         y = x.reshape(-1, x.shape[-1]) @ weight.T

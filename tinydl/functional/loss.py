@@ -18,6 +18,7 @@ from typing import Any
 
 from ..autograd import Function
 from ..backend import device_of, get_array_module
+from ..costs import elementwise
 from ..kernels.cuda import softmax as fused
 from ..kernels.cuda.build import can_fuse
 from ..tensor import Tensor
@@ -121,6 +122,10 @@ class CrossEntropy(Function):
 
     name = "cross_entropy"
 
+    def flops(self, inputs, outputs):
+        """max, subtract, exp, sum and the target dot (2) per logit; log and the rest per sample."""
+        return 6 * inputs[0].size + 3 * inputs[0].shape[0]
+
     def __init__(self, targets: ClassTargets, reduction: str):
         self.targets, self.reduction = targets, reduction
         self.exp_shifted = self.sums = self.log_normaliser = None
@@ -165,6 +170,10 @@ class CrossEntropyBackward(Function):
 
     name = "cross_entropy_backward"
 
+    def flops(self, inputs, outputs):
+        """A scaled softmax and the target subtraction per logit."""
+        return 2 * inputs[0].size + 3 * inputs[0].shape[0]
+
     def __init__(self, targets: ClassTargets, exp_shifted: Any, sums: Any, log_normaliser: Any, reduction: str):
         """From the forward: E and S (plain path), or m + log S per sample (fused path; E and S are None)."""
         self.targets, self.exp_shifted, self.sums, self.reduction = targets, exp_shifted, sums, reduction
@@ -205,6 +214,7 @@ class LogSigmoid(Function):
     saved_inputs, saves_outputs = (0,), False
 
     name = "log_sigmoid"
+    flops = elementwise(6)  # min, abs, negate, exp, log1p, subtract
 
     def forward(self, x):
         xp = get_array_module(x)

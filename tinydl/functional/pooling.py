@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..costs import moves_only
 from ..kernels.geometry import Pool2dGeometry, pair
 from ..kernels.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_forward, max_pool2d_gather,
                                max_pool2d_scatter)
@@ -34,6 +35,10 @@ class MaxPool2d(Function):
     saved_inputs, saves_outputs = (), False
 
     name = "max_pool2d"
+
+    def flops(self, inputs, outputs):
+        """kh kw comparisons per output."""
+        return outputs[0].size * math.prod(self.geometry.kernel_size)
 
     def __init__(self, geometry: Pool2dGeometry):
         self.geometry = geometry
@@ -54,6 +59,10 @@ class MaxPool2dScatter(Function):
 
     name = "max_pool2d_scatter"
 
+    def flops(self, inputs, outputs):
+        """One addition per window gradient."""
+        return inputs[0].size
+
     def __init__(self, geometry: Pool2dGeometry, argmax: Any, input_shape: Sequence[int]):
         self.geometry, self.argmax, self.input_shape = geometry, argmax, tuple(input_shape)
 
@@ -70,6 +79,7 @@ class MaxPool2dGather(Function):
     saved_inputs, saves_outputs = (), False
 
     name = "max_pool2d_gather"
+    flops = moves_only
 
     def __init__(self, geometry: Pool2dGeometry, argmax: Any):
         self.geometry, self.argmax = geometry, argmax
@@ -89,6 +99,10 @@ class AvgPool2d(Function):
 
     name = "avg_pool2d"
 
+    def flops(self, inputs, outputs):
+        """kh kw additions and a division per output."""
+        return outputs[0].size * (math.prod(self.geometry.kernel_size) + 1)
+
     def __init__(self, geometry: Pool2dGeometry, count_include_pad: bool):
         self.geometry, self.count_include_pad = geometry, count_include_pad
 
@@ -106,6 +120,10 @@ class AvgPool2dBackward(Function):
     saved_inputs, saves_outputs = (), False
 
     name = "avg_pool2d_backward"
+
+    def flops(self, inputs, outputs):
+        """A division per window gradient, then kh kw additions."""
+        return inputs[0].size * (math.prod(self.geometry.kernel_size) + 1)
 
     def __init__(self, geometry: Pool2dGeometry, count_include_pad: bool, input_shape: Sequence[int]):
         self.geometry, self.count_include_pad, self.input_shape = geometry, count_include_pad, tuple(input_shape)

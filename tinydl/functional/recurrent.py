@@ -169,6 +169,18 @@ class LSTMCell(Function):
     name = "lstm_cell"
     once_differentiable = True
 
+    def flops(self, inputs, outputs):
+        """The two gate products, the biases, 15 pointwise FLOPs per hidden unit."""
+        x, h = inputs[0], inputs[1]
+        gates = h.shape[0] * 4 * h.shape[1]
+        return 2 * gates * (x.shape[1] + h.shape[1]) + 2 * gates * (len(inputs) == 7) + 15 * h.size
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """20 pointwise FLOPs per hidden unit, then four products (dx, dh, dW_ih, dW_hh) and the bias sum."""
+        x, h = self.inputs[0], self.inputs[1]
+        gates = h.shape[0] * 4 * h.shape[1]
+        return 20 * h.size + 4 * gates * (x.shape[1] + h.shape[1]) + gates
+
     def forward(self, x, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None):
         gates = x @ w_ih.T
         gates += hx @ w_hh.T
@@ -246,6 +258,16 @@ class LSTMSequence(_Recurrence):
 
     name = "lstm_sequence"
 
+    def flops(self, inputs, outputs):
+        """Per step: h W_hh^T, adding the input gates, 15 pointwise FLOPs per hidden unit."""
+        gates, h = inputs[0], inputs[1]
+        return 2 * gates.size * h.shape[1] + gates.size + 15 * gates.size // 4
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """Per step: 21 pointwise FLOPs per hidden unit and dgates W_hh; then dW_hh over all steps."""
+        gates, h = self.inputs[0], self.inputs[1]
+        return 21 * gates.size // 4 + 4 * gates.size * h.shape[1]
+
     def forward(self, input_gates, h0, c0, w_hh):
         xp = get_array_module(input_gates)
         length, batch, hidden = input_gates.shape[0], h0.shape[0], h0.shape[1]
@@ -306,6 +328,17 @@ class GRUSequence(_Recurrence):
 
     name = "gru_sequence"
 
+    def flops(self, inputs, outputs):
+        """Per step: h W_hh^T (+ b_hh), then 14 pointwise FLOPs per hidden unit (two sigmoids, the candidate, the
+        interpolation)."""
+        gates, h = inputs[0], inputs[1]
+        return 2 * gates.size * h.shape[1] + (len(inputs) == 4) * gates.size + 14 * gates.size // 3
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """Per step: 18 pointwise FLOPs per hidden unit and d hidden W_hh; then dW_hh and db_hh over all steps."""
+        gates, h = self.inputs[0], self.inputs[1]
+        return 18 * gates.size // 3 + 4 * gates.size * h.shape[1] + gates.size
+
     def forward(self, input_gates, h0, w_hh, b_hh=None):
         xp = get_array_module(input_gates)
         length, batch, hidden = input_gates.shape[0], h0.shape[0], h0.shape[1]
@@ -360,6 +393,16 @@ class RNNSequence(_Recurrence):
     """
 
     name = "rnn_sequence"
+
+    def flops(self, inputs, outputs):
+        """Per step: h W_hh^T, adding the input projection, the nonlinearity."""
+        pre, h = inputs[0], inputs[1]
+        return 2 * pre.size * h.shape[1] + 2 * pre.size
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """Per step: the derivative of the nonlinearity and its product (4 per unit), da W_hh; then dW_hh."""
+        pre, h = self.inputs[0], self.inputs[1]
+        return 4 * pre.size + 4 * pre.size * h.shape[1]
 
     def __init__(self, nonlinearity: str, reverse: bool):
         super().__init__(reverse)
@@ -453,6 +496,14 @@ class GRUGates(Function):
     gates with tinydl ops, so the GRU stays twice differentiable."""
 
     name = "gru_gates"
+
+    def flops(self, inputs, outputs):
+        """14 per hidden unit: two sigmoids of sums (4 each), the candidate (3), the interpolation (3)."""
+        return 14 * inputs[2].size
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """18 per hidden unit on raw arrays; a recorded backward is made of ops that count themselves."""
+        return 0 if is_grad_enabled() else 18 * self.inputs[2].size
 
     def forward(self, input_gates, hidden_gates, hx):
         return gru_gates(input_gates, hidden_gates, hx)

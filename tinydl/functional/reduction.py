@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from .. import autograd
 from ..autograd import Function
 from ..backend import get_array_module
+from ..costs import moves_only, reduces
 from ..tensor import Tensor
 from ._device import on_the_inputs_device
 from ._dims import normalize_dim, normalize_dims
@@ -35,6 +36,7 @@ class BroadcastTo(Function):
     returns_view = True
 
     name = "broadcast_to"
+    flops = moves_only
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
@@ -53,6 +55,7 @@ class SumTo(Function):
     saved_inputs, saves_outputs = (), False
 
     name = "sum_to"
+    flops = reduces
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
@@ -73,6 +76,7 @@ class Sum(Function):
     """y = sum of x over ``dims``;  dx = gy broadcast back over them."""
 
     saved_inputs, saves_outputs = (), False
+    flops = reduces
 
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim
@@ -95,6 +99,7 @@ class Extremum(Function):
     """
 
     saved_inputs, saves_outputs = (), False
+    flops = reduces
 
     def __init__(self, kind: str, dim: int | None, keepdim: bool):
         self.kind, self.dim, self.keepdim = kind, dim, keepdim
@@ -132,6 +137,10 @@ class LogSumExp(Function):
     dx = gy * softmax(x) = gy * e^(x - m) / sum e^(x - m) (m: the max again, so that it is exact in float32)."""
 
     saved_inputs, saves_outputs = (0,), False
+
+    def flops(self, inputs, outputs):
+        """max, subtract, exp, sum over n inputs; log and add per result."""
+        return 4 * inputs[0].size + 2 * outputs[0].size
 
     def __init__(self, dims: tuple[int, ...], keepdim: bool):
         self.dims, self.keepdim = dims, keepdim

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..costs import moves_only
 from ..kernels.scatter import index_add
 from ..tensor import Tensor
 from ._operands import operands
@@ -21,6 +22,7 @@ class Reshape(Function):
 
     saved_inputs, saves_outputs = (), False
     returns_view = True
+    flops = moves_only
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
@@ -38,6 +40,7 @@ class Permute(Function):
 
     saved_inputs, saves_outputs = (), False
     returns_view = True
+    flops = moves_only
 
     def __init__(self, dims: tuple[int, ...]):
         self.dims = dims
@@ -58,6 +61,7 @@ class Index(Function):
 
     saved_inputs, saves_outputs = (), False
     returns_view = True
+    flops = moves_only
 
     def __init__(self, key: Any):
         self.key = key
@@ -76,6 +80,10 @@ class IndexAdd(Function):
     saved_inputs, saves_outputs = (), False
 
     name = "index_backward"
+
+    def flops(self, inputs, outputs):
+        """One addition per scattered element."""
+        return inputs[0].size
 
     def __init__(self, key: Any, shape: tuple[int, ...]):
         self.key, self.shape = key, shape
@@ -105,6 +113,7 @@ class Concatenate(Function):
     saved_inputs, saves_outputs = (), False
 
     name = "cat"
+    flops = moves_only
 
     def __init__(self, dim: int):
         self.dim = dim
@@ -124,6 +133,7 @@ class Stack(Function):
     """y = the inputs stacked along a new axis ``dim``;  d(input k) = gy[..., k, ...] along that axis."""
 
     saved_inputs, saves_outputs = (), False
+    flops = moves_only
 
     def __init__(self, dim: int):
         self.dim = dim
@@ -141,6 +151,7 @@ class Split(Function):
 
     saved_inputs, saves_outputs = (), False
     returns_view = True
+    flops = moves_only
 
     def __init__(self, sizes: list[int], dim: int):
         self.sizes, self.dim = sizes, dim
@@ -161,6 +172,7 @@ class Pad(Function):
     """y = x surrounded by ``value`` (constant padding);  dx = the interior slice of gy."""
 
     saved_inputs, saves_outputs = (), False
+    flops = moves_only
 
     def __init__(self, widths: list[tuple[int, int]], value: float):
         self.widths, self.value = widths, value

@@ -15,18 +15,104 @@ each image's (O x L) block separately, so converting between the two layouts cop
 element-wise transposition), and each chunk then needs a single matrix product: few, large BLAS calls keep both
 cores busy, also on a loaded machine where many small calls stall on their threads. An input gradient is never
 computed unless asked for: the three functions are independent.
+
+Two algorithms compute these: im2col (above), the general path, and Winograd F(4x4, 3x3) or F(2x2, 3x3)
+(:mod:`.winograd`) for 3x3, stride-1, dilation-1, one-group convolutions. :func:`set_conv_algorithm` or the
+environment variable ``TINYDL_CONV_ALGORITHM`` chooses: ``"im2col"`` (the default), ``"auto"`` (Winograd
+F(4x4, 3x3) on NumPy where the kernels alone were measured faster, :func:`winograd_pays`), ``"winograd"``
+(F(4x4, 3x3) wherever it applies) or ``"winograd2x2"``. Forcing Winograd on a convolution it cannot compute raises
+an error naming its geometry. im2col stays the default because inside the CNN's training step on the shared
+development machine Winograd made the step slower, not faster (see :func:`winograd_pays`).
 """
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, Sequence
 
 from ..backend import get_array_module
 from .chunking import batch_chunks
 from .geometry import Conv2dGeometry
 from .im2col import add_patches, image_patches, spare_rows
+from .winograd import (TILES, WinogradTile, unsupported_reason, winograd_forward, winograd_input_grad,
+                       winograd_weight_grad)
 
-__all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad"]
+__all__ = ["conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad", "set_conv_algorithm", "get_conv_algorithm",
+           "ALGORITHMS", "winograd_pays", "blas_threads", "im2col_forward", "im2col_input_grad", "im2col_weight_grad"]
+
+ALGORITHMS = ("auto", "im2col", "winograd", "winograd2x2")
+_FORCED_TILES = {"winograd": TILES["winograd4x4"], "winograd2x2": TILES["winograd2x2"]}
+
+
+def _checked_algorithm(name: str, source: str) -> str:
+    if name not in ALGORITHMS:
+        raise ValueError(f"conv2d: unknown convolution algorithm {name!r} (from {source}); choose one of "
+                         f"{', '.join(ALGORITHMS)}")
+    return name
+
+
+_algorithm = _checked_algorithm(os.environ.get("TINYDL_CONV_ALGORITHM", "im2col"), "TINYDL_CONV_ALGORITHM")
+
+
+def set_conv_algorithm(name: str) -> str:
+    """Use ``name`` (one of :data:`ALGORITHMS`) for every following convolution; returns the previous choice."""
+    global _algorithm
+    previous, _algorithm = _algorithm, _checked_algorithm(name, "set_conv_algorithm")
+    return previous
+
+
+def get_conv_algorithm() -> str:
+    """The current choice: ``"im2col"`` (default), ``"auto"``, ``"winograd"`` or ``"winograd2x2"``."""
+    return _algorithm
+
+
+def blas_threads() -> int:
+    """How many threads NumPy's BLAS was started with, as its environment variables say (every core when none is
+    set): OpenBLAS reads ``OPENBLAS_NUM_THREADS``, then ``OMP_NUM_THREADS``; MKL ``MKL_NUM_THREADS``."""
+    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.strip().isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def winograd_pays(xp: Any, channels: int, out_channels: int, out_h: int, out_w: int, threads: int = 1) -> bool:
+    """Whether F(4x4, 3x3) beats im2col, as measured on the 2-core development machine
+    (``benchmarks/bench_winograd.py``). With one BLAS thread (CPU time per call, batch 64) it takes 0.5-0.8x
+    im2col's time from 12x12 outputs and 8 channels on (0.5x for 64->128 at 16x16), but up to 3x *more* on 4x4 and
+    2x2 outputs, where most of a 6x6 tile is padding, and about the same with 3 input channels. With two BLAS
+    threads on the shared machine (load 9 on 2 cores) it was 2.5-4x *slower* than im2col: its a*a GEMMs per chunk
+    each hand work to the BLAS threads, and on a busy machine every hand-off waits to be scheduled (im2col makes
+    one GEMM per chunk). So it is chosen only with one BLAS thread. On a GPU (untuned) im2col stays.
+
+    Inside the whole CNN training step (one thread, the machine loaded by other jobs, alternating in one process)
+    "auto" took 1.6 s of CPU per step against im2col's 0.64 s: interleaved with the step's other large arrays
+    the Winograd kernels ran several times slower than alone, for reasons not yet understood. Hence "auto" is
+    opt-in and im2col the default."""
+    return (xp.__name__ == "numpy" and threads == 1 and min(out_h, out_w) >= 12
+            and min(channels, out_channels) >= 8)
+
+
+def _winograd_tile(xp: Any, input_shape: Sequence[int], weight_shape: Sequence[int],
+                   geometry: Conv2dGeometry) -> WinogradTile | None:
+    """The Winograd algorithm to use for this convolution, or None for im2col."""
+    if _algorithm == "im2col":
+        return None
+    reason = unsupported_reason(weight_shape, geometry)
+    if _algorithm != "auto":
+        if reason is not None:
+            raise ValueError(f"conv2d: the convolution algorithm is forced to {_algorithm!r}, but Winograd "
+                             f"F(m x m, 3x3) cannot compute this convolution (input shape {tuple(input_shape)}, "
+                             f"weight shape {tuple(weight_shape)}, stride {geometry.stride}, padding "
+                             f"{geometry.padding}, dilation {geometry.dilation}, groups={geometry.groups}): "
+                             f"{reason}")
+        return _FORCED_TILES[_algorithm]
+    if reason is not None:
+        return None
+    out_h, out_w = geometry.output_size(input_shape[2], input_shape[3], (3, 3))
+    pays = winograd_pays(xp, input_shape[1], weight_shape[0], out_h, out_w, blas_threads())
+    return TILES["winograd4x4"] if pays else None
+
 
 
 class _Layout:
@@ -100,7 +186,7 @@ class _Layout:
         return y[part].reshape(part.stop - part.start, self.groups, self.out_per_group, self.positions)
 
 
-def conv2d_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
+def im2col_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
     """y[b, o] = bias[o] + sum over (c, i, j) of w[o, c, i, j] x_padded[b, g*Cg + c, oh*sh + i*dh, ow*sw + j*dw]
     for o in group g: Y_g = W_g @ cols_g^T per chunk, then Y's rows copied (plus the bias) into the images."""
     xp = get_array_module(x)
@@ -118,7 +204,7 @@ def conv2d_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> 
     return y
 
 
-def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+def im2col_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
     """gx = col2im(gcols) with gcols_g = GY_g^T @ W_g: every patch receives the weight rows scaled by the output
     gradient at its position, and col2im adds the patches back onto the input."""
     xp = get_array_module(grad_output)
@@ -139,7 +225,7 @@ def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int],
     return grad_input
 
 
-def conv2d_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+def im2col_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
     """gW_g = sum over chunks of GY_g @ cols_g: the correlation of the output gradient with the input patches,
     summed over the batch."""
     xp = get_array_module(x)
@@ -153,3 +239,27 @@ def conv2d_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], ge
         xp.matmul(grad_rows, cols.transpose(1, 0, 2), out=product)
         total += product
     return layout.weight_from_rows(total)
+
+
+def conv2d_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
+    """y = conv2d(x, weight, bias), by Winograd or im2col (see :func:`set_conv_algorithm`)."""
+    tile = _winograd_tile(get_array_module(x), x.shape, weight.shape, geometry)
+    if tile is None:
+        return im2col_forward(x, weight, bias, geometry)
+    return winograd_forward(x, weight, bias, geometry, tile)
+
+
+def conv2d_input_grad(grad_output: Any, weight: Any, input_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+    """gx for an output gradient gy, by Winograd or im2col (see :func:`set_conv_algorithm`)."""
+    tile = _winograd_tile(get_array_module(grad_output), input_shape, weight.shape, geometry)
+    if tile is None:
+        return im2col_input_grad(grad_output, weight, input_shape, geometry)
+    return winograd_input_grad(grad_output, weight, input_shape, geometry, tile)
+
+
+def conv2d_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], geometry: Conv2dGeometry) -> Any:
+    """gW for an output gradient gy, by Winograd or im2col (see :func:`set_conv_algorithm`)."""
+    tile = _winograd_tile(get_array_module(x), x.shape, weight_shape, geometry)
+    if tile is None:
+        return im2col_weight_grad(x, grad_output, weight_shape, geometry)
+    return winograd_weight_grad(x, grad_output, weight_shape, geometry, tile)

@@ -20,7 +20,10 @@ import numpy
 from .. import versions
 from ..autograd import no_grad
 from ..backend import Device, device as as_device, device_of, device_scope, get_array_module, is_array, to_device
+from ..events import enter_module, exit_module
+from ..hooks import RemovableHandle
 from ..tensor import Tensor
+from .hooks import call_module, register_module_hook
 from .parameter import Parameter
 
 __all__ = ["Module", "IncompatibleKeys"]
@@ -40,16 +43,44 @@ class Module:
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", {})
+        object.__setattr__(self, "_forward_hooks", {})
+        object.__setattr__(self, "_backward_hooks", {})
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}: forward() is not implemented")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        first = args[0].data if args and isinstance(args[0], Tensor) else None
-        if first is None or type(first) is numpy.ndarray:
-            return self.forward(*args, **kwargs)
-        with device_scope(first):  # a GPU input: the module computes on that GPU (CuPy uses the current one)
-            return self.forward(*args, **kwargs)
+        enter_module(self)  # ops recorded inside know their module path (tinydl/events.py)
+        try:
+            first = args[0].data if args and isinstance(args[0], Tensor) else None
+            if first is None or type(first) is numpy.ndarray:
+                return self._call_forward(args, kwargs)
+            with device_scope(first):  # a GPU input: the module computes on that GPU (CuPy uses the current one)
+                return self._call_forward(args, kwargs)
+        finally:
+            exit_module()
+
+    def _call_forward(self, args: tuple, kwargs: dict) -> Any:
+        """``forward``, through the module's hooks when it has any (:mod:`tinydl.nn.hooks`)."""
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return call_module(self, args, kwargs)
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------- hooks
+    def register_forward_pre_hook(self, hook: Callable[["Module", tuple], Any]) -> RemovableHandle:
+        """``hook(module, args) -> None | new args`` runs before ``forward``."""
+        return register_module_hook(self._forward_pre_hooks, hook, "register_forward_pre_hook")
+
+    def register_forward_hook(self, hook: Callable[["Module", tuple, Any], Any]) -> RemovableHandle:
+        """``hook(module, args, output) -> None | new output`` runs after ``forward``."""
+        return register_module_hook(self._forward_hooks, hook, "register_forward_hook")
+
+    def register_full_backward_hook(self, hook: Callable[["Module", tuple, tuple], Any]) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output) -> None | new grad_input`` runs once the gradients of the
+        module's tensor inputs are computed (grad_input: one entry per tensor argument, None where it needs no
+        gradient; grad_output: one per output)."""
+        return register_module_hook(self._backward_hooks, hook, "register_full_backward_hook")
 
     # ------------------------------------------------------------------------------------------ registration
     def _registry(self, name: str) -> dict:
