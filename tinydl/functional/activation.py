@@ -117,6 +117,8 @@ class Silu(Function):
     tinydl ops, so that its dependence on x is part of the graph.
     """
 
+    flops = elementwise(4)  # exp, add, divide (the sigmoid), multiply
+
     def forward(self, x):
         logistic = Sigmoid().forward(x)
         if any(self.needs_input_grad):

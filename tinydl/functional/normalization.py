@@ -105,6 +105,10 @@ class RootMeanSquareNormalize(Function):
 
     name = "rms_norm"
 
+    def flops(self, inputs, outputs):
+        """3 per element (square, sum, the product by r), 3 per row (divide, + eps, 1 / sqrt)."""
+        return 3 * inputs[0].size + 3 * self.inv_rms.size
+
     def __init__(self, eps: float):
         self.eps = eps
 

@@ -22,6 +22,7 @@ again.
 from __future__ import annotations
 
 from ..autograd import Function
+from ..costs import elementwise
 from ..tensor import Tensor
 from .shape import cat
 
@@ -44,6 +45,7 @@ class ApplyRotary(Function):
     """y = x * cos + rotate_half(x) * sin; see the module docstring."""
 
     name = "apply_rotary"
+    flops = elementwise(3)  # x cos, rotate_half(x) sin, their sum
 
     def forward(self, x, cos, sin):
         half = x.shape[-1] // 2
