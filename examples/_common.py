@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TextIO
 
 import tinydl
+from tinydl.data.text import package_directory
 
 CHECKPOINT_NAME = "last.tdl"
 
@@ -59,6 +60,13 @@ def data_or_exit(example: str, alternative: str) -> Iterator[None]:
         print(f"{example}: {error}", file=sys.stderr)
         print(f"{example}: {alternative}", file=sys.stderr)
         sys.exit(MISSING_DATA_STATUS)
+
+
+def installed_package(example: str, package: str, alternative: str) -> Path:
+    """The folder of an installed data or weight package, found without importing it; when it is missing, two
+    lines naming the install command (and ``alternative``) and exit status 2."""
+    with data_or_exit(example, alternative):
+        return package_directory(package, example)
 
 
 # ------------------------------------------------------------------------------------------- progress

@@ -23,6 +23,7 @@ renamed over the target with ``os.replace``. A crash at any point leaves either 
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -33,7 +34,7 @@ import tokenize
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -135,22 +136,17 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def save(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``obj`` (nested dicts with str or int keys, lists, tuples, Tensors, NumPy/CuPy arrays, NumPy scalars,
-    int, float, bool, str, None) to ``path``, atomically: ``path`` holds either its old content or the new."""
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """``with atomic_write(path) as file:`` write the new content into ``file``; on leaving the block it replaces
+    ``path`` in one rename, after an fsync, so ``path`` holds either its old content or the whole new one, even if
+    the process is killed midway. On an error the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
-    arrays: dict[str, np.ndarray] = {}
-    manifest = {"format": FORMAT, "version": VERSION, "root": _encode(obj, (), arrays, set())}
-    manifest_text = json.dumps(manifest, allow_nan=False, ensure_ascii=False)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-                archive.writestr(MANIFEST, manifest_text)
-                for name, array in arrays.items():
-                    with archive.open(name, "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -158,6 +154,21 @@ def save(obj: Any, path: str | os.PathLike) -> None:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``obj`` (nested dicts with str or int keys, lists, tuples, Tensors, NumPy/CuPy arrays, NumPy scalars,
+    int, float, bool, str, None) to ``path``, atomically: ``path`` holds either its old content or the new."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    manifest = {"format": FORMAT, "version": VERSION, "root": _encode(obj, (), arrays, set())}
+    manifest_text = json.dumps(manifest, allow_nan=False, ensure_ascii=False)
+    with atomic_write(path) as file:
+        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            archive.writestr(MANIFEST, manifest_text)
+            for name, array in arrays.items():
+                with archive.open(name, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 # ------------------------------------------------------------------------------------------------ reading

@@ -35,6 +35,7 @@ SPECS = [
     OpSpec("gelu", F.gelu, unary(), lambda x: x * 0.5 * (1 + _erf(x / math.sqrt(2)))),
     OpSpec("gelu", lambda x: F.gelu(x, approximate="tanh"), unary(),
            lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
+    OpSpec("silu", F.silu, unary(low=-10, high=10), lambda x: x / (1 + np.exp(-x))),
     OpSpec("softmax", F.softmax, along_dim(), _softmax),
     OpSpec("softmax", F.softmax, along_dim(low=-1e4, high=1e4), _softmax, twice_differentiable=False,
            differentiable=()),

@@ -79,10 +79,39 @@ def attention_cases(draw):
     return Case(tuple(arrays_), kwargs)
 
 
+@st.composite
+def grouped_query_cases(draw):
+    """Grouped-query attention: query (batch, Hq, L, E), key/value (batch, Hkv, S, E) with Hkv dividing Hq, and
+    no mask, the causal mask or a boolean mask per query head or shared by the heads."""
+    batch = draw(st.sampled_from([(), (2,)]))
+    kv_heads, groups = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    length, source, features = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    query = draw(arrays(batch + (kv_heads * groups, length, features), low=-2.0, high=2.0))
+    key = draw(arrays(batch + (kv_heads, source, features), low=-2.0, high=2.0))
+    value = draw(arrays(batch + (kv_heads, source, 2), low=-2.0, high=2.0))
+    kwargs = {"enable_gqa": True, "need_weights": draw(st.booleans())}
+    kind = draw(st.sampled_from(["none", "causal", "per_head", "shared"]))
+    if kind == "causal":
+        kwargs["is_causal"] = True
+    elif kind != "none":
+        heads = kv_heads * groups if kind == "per_head" else 1
+        kwargs["attn_mask"] = draw(arrays((heads, length, source), low=0.0, high=1.0)) > 0.3
+    return Case((query, key, value), kwargs)
+
+
+def reference_grouped_query(query, key, value, enable_gqa, **kwargs):
+    """Each query head h against key/value head h // G, by repeating every key/value head G times."""
+    groups = query.shape[-3] // key.shape[-3]
+    key, value = np.repeat(key, groups, axis=-3), np.repeat(value, groups, axis=-3)
+    return reference_attention(query, key, value, **kwargs)
+
+
 def _attention(query, key, value, attn_mask=None, **kwargs):
     return F.scaled_dot_product_attention(query, key, value, attn_mask, **kwargs)
 
 
 SPECS = [
     OpSpec("scaled_dot_product_attention", _attention, attention_cases(), reference_attention, max_examples=12),
+    OpSpec("scaled_dot_product_attention", _attention, grouped_query_cases(), reference_grouped_query,
+           max_examples=8),
 ]

@@ -1,4 +1,5 @@
-"""Catalogue entries for batch_norm and layer_norm; references loop over channels / normalised groups."""
+"""Catalogue entries for batch_norm, layer_norm and rms_norm; references loop over channels / normalised
+groups / rows."""
 import numpy as np
 from hypothesis import strategies as st
 
@@ -107,6 +108,31 @@ def layer_norm_reference(x, weight=None, bias=None, normalized_shape=(), eps=1e-
     return y
 
 
+@st.composite
+def rms_norm_case(draw):
+    """x of 1 to 3 dimensions with rows whose mean square is not tiny, maybe a weight, eps."""
+    x = draw(arrays(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)))
+    arrays_ = (x,)
+    if draw(st.booleans()):
+        arrays_ += (draw(arrays((x.shape[-1],), low=-2.0, high=2.0)),)
+    return Case(arrays_, {"eps": draw(st.sampled_from([1e-6, 1e-5, 0.1]))})
+
+
+def _rows_not_tiny(case):
+    x = case.arrays[0]
+    return bool(np.all(np.mean(x.reshape(-1, x.shape[-1]) ** 2, axis=1) >= MIN_VARIANCE))
+
+
+def _rms_norm(x, weight=None, eps=1e-6):
+    return F.rms_norm(x, weight, eps)
+
+
+def rms_norm_reference(x, weight=None, eps=1e-6):
+    rows = x.reshape(-1, x.shape[-1])
+    y = np.stack([row / np.sqrt(np.mean(row * row) + eps) for row in rows]).reshape(x.shape)
+    return y if weight is None else y * weight
+
+
 SPECS = [
     OpSpec("batch_norm", _batch_norm, batch_norm_case().filter(_channels_spread), batch_norm_output_reference,
            differentiable=[0, 3, 4], max_examples=12),
@@ -114,4 +140,5 @@ SPECS = [
     OpSpec("batch_norm", _batch_norm_with_statistics, batch_norm_case(), batch_norm_reference, differentiable=()),
     OpSpec("layer_norm", _layer_norm, layer_norm_case().filter(_groups_spread), layer_norm_reference,
            max_examples=12),
+    OpSpec("rms_norm", _rms_norm, rms_norm_case().filter(_rows_not_tiny), rms_norm_reference, max_examples=12),
 ]

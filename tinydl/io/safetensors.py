@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import mmap
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_device
+from ..serialization import atomic_write
 from ..tensor import Tensor
 
 __all__ = ["SafetensorsError", "SafetensorsFile", "load_file", "save_file", "load_model", "save_model",
@@ -262,20 +262,11 @@ def save_file(tensors: Mapping[str, Any], path: str | os.PathLike,
     arrays = {name: _as_numpy(name, value) for name, value in tensors.items()}
     arrays = dict(sorted(arrays.items(), key=lambda item: (-item[1].dtype.itemsize, item[0])))
     header = _header_bytes(arrays, metadata)
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(len(header).to_bytes(_LENGTH_BYTES, "little"))
-            file.write(header)
-            for array in arrays.values():
-                file.write(memoryview(array.reshape(-1)).cast("B"))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        file.write(len(header).to_bytes(_LENGTH_BYTES, "little"))
+        file.write(header)
+        for array in arrays.values():
+            file.write(memoryview(array.reshape(-1)).cast("B"))
 
 
 # ------------------------------------------------------------------------------------------ modules

