@@ -286,7 +286,7 @@ class _PlanarLayout:
         (top, _), (left, _) = self.geometry.padding
         padded = self.padded[:n]
         padded[:, :, top:top + self.height, left:left + self.width] = x[part]
-        return planar_patches(padded, self.geometry, self.cols.shape[2:4], self.cols[:n]).reshape(
+        return planar_patches(padded, self.geometry, self.cols[:n]).reshape(
             n, self.patch, self.positions)
 
 

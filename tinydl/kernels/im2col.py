@@ -99,7 +99,7 @@ def col2im(cols: Any, geometry: Conv2dGeometry, out: Any) -> Any:
     return out
 
 
-def planar_patches(padded: Any, geometry: Conv2dGeometry, kernel: tuple[int, int], out: Any) -> Any:
+def planar_patches(padded: Any, geometry: Conv2dGeometry, out: Any) -> Any:
     """im2col in the *planar* layout, for one group: write into ``out`` (n, C, kh, kw, OH, OW) the patches of the
     zero-padded NCHW images ``padded`` (n, C, Hp, Wp),
 
