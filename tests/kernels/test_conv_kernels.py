@@ -60,9 +60,8 @@ def gradients_reference(x, weight, grad_output, geometry):
 def test_kernels_match_the_loop_references(planar_channels, arguments, batch, seed, budget):
     """With a budget of 1 byte every image is its own chunk; with the default the small batch is one chunk. Each
     case runs with im2col's patches in the channels-last layout, and in the planar one wherever it applies (one
-    group), whatever the channel count (and the BLAS thread count, which the planar layout asks to be 1)."""
+    group), whatever the channel count."""
     with mock.patch.object(chunking, "CPU_CHUNK_BYTES", budget), \
-            mock.patch.object(conv_kernels, "blas_threads", lambda: 1), \
             mock.patch.object(conv_kernels, "PLANAR_FORWARD_CHANNELS", planar_channels), \
             mock.patch.object(conv_kernels, "PLANAR_WEIGHT_GRAD_CHANNELS", planar_channels):
         check_against_references(arguments, batch, seed)

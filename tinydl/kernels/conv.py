@@ -249,17 +249,17 @@ def im2col_weight_grad(x: Any, grad_output: Any, weight_shape: Sequence[int], ge
 # measured with one thread, batch 64, 3x3 kernels (CPU time): forward 5.9 against 7.6 ms for 3 -> 64 channels at
 # 32x32 (the CNN's first layer; 109 against 133 ms at batch 1000), 6.9 against 8.9 ms for 8 channels, 11.8 against
 # 15.6 for 16, the same from 32 channels on; the weight gradient 6.1 against 6.8 ms for 3 channels but slower
-# from 8 on (7.4 against 6.5). Hence the limits below, with one group, on NumPy (the GPU keeps its fused kernels),
-# and with one BLAS thread only: the planar layout makes one small product per image, and with two BLAS threads
-# on the shared machine each of them waits for its threads to be scheduled (the first layer's forward pass took
-# 1035 ms against PyTorch's 31, while other jobs ran; im2col makes one product per chunk), as Winograd's do.
+# from 8 on (7.4 against 6.5). With two BLAS threads on the quiet machine: forward 5.4 against 6.3 ms, weight
+# gradient 4.8 against 8.6 ms. Hence the limits below, with one group, on NumPy (the GPU keeps its fused kernels).
+# The planar layout makes one small product per image: while another process holds a core (other jobs, or
+# PyTorch's OpenMP threads spinning in an alternating benchmark) each of them waits for the BLAS threads to be
+# scheduled, and the first layer's forward pass was once measured at 1035 ms against PyTorch's 31 that way.
 PLANAR_FORWARD_CHANNELS = 16
 PLANAR_WEIGHT_GRAD_CHANNELS = 4
 
 
 def _planar_pays(xp: Any, input_shape: Sequence[int], geometry: Conv2dGeometry, limit: int) -> bool:
-    return (xp.__name__ == "numpy" and blas_threads() == 1 and geometry.groups == 1
-            and input_shape[1] <= limit)
+    return xp.__name__ == "numpy" and geometry.groups == 1 and input_shape[1] <= limit
 
 
 class _PlanarLayout:
