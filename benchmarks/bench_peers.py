@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from harness import set_threads, torch_or_none
@@ -41,7 +43,10 @@ import numpy as np  # noqa: E402
 
 import tinydl  # noqa: E402
 import tinydl.functional as F  # noqa: E402
-from tinydl import nn, optim  # noqa: E402
+from tinydl import optim  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from cnn_cifar10 import Net  # noqa: E402  (the article's model, as the example trains it)
 
 BATCH = 64
 
@@ -59,9 +64,7 @@ def restore_numpy_1_aliases() -> None:
 
 
 def tinydl_step(images: np.ndarray, labels: np.ndarray) -> Callable[[], None]:
-    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1),
-                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8192, 512), nn.ReLU(),
-                          nn.Linear(512, 10))
+    model = Net()
     optimizer = optim.Adam(model.parameters(), lr=1e-3)
     x, y = tinydl.tensor(images), tinydl.tensor(labels)
 

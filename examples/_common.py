@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, checkpoint_dir: str)
                         help="continue from the checkpoint in --checkpoint-dir (model, optimizer, schedule and "
                              "data order included)")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of the loss and accuracy curves (matplotlib)")
+
+
+def with_overrides(recipe: Any, overrides: Mapping[str, Any]) -> Any:
+    """``recipe`` (a dataclass) with the values given on the command line in place of its own (None: not given)."""
+    return dataclasses.replace(recipe, **{name: value for name, value in overrides.items() if value is not None})
 
 
 def positive_int(text: str) -> int:

@@ -48,7 +48,8 @@ from tinydl.data.text import (PadCollate, TextClassificationDataset, WordVocab, 
                               stratified_split, tokenize_words)
 
 from _common import (Progress, add_training_arguments, check_same_config, data_or_exit,  # noqa: E402
-                     format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint)
+                     format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint,
+                     with_overrides)
 from char_rnn import schedule  # noqa: E402
 
 TEST_FRACTION = 0.2
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> float:
     """Train as the command line says; returns the final test accuracy in percent."""
     args = parse_arguments(argv)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length}
-    recipe = dataclasses.replace(Recipe(), **{k: v for k, v in overrides.items() if v is not None})
+    recipe = with_overrides(Recipe(), overrides)
     data = prepare_data(args.data_dir, recipe, args.split_seed)
     tinydl.manual_seed(args.seed)
     train_loader = DataLoader(data.train, batch_size=recipe.batch_size, shuffle=True, seed=args.seed,

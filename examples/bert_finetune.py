@@ -38,7 +38,8 @@ from tinydl.data.text import PadCollate, TextClassificationDataset, read_bbc_new
 from tinydl.models import BertModel, mean_pool  # noqa: E402
 
 from _common import (Progress, add_training_arguments, data_or_exit, format_duration,  # noqa: E402
-                     installed_package, load_checkpoint, positive_int, save_checkpoint)
+                     installed_package, load_checkpoint, positive_int, save_checkpoint,
+                     with_overrides)
 from char_rnn import schedule  # noqa: E402
 
 TEST_FRACTION = 0.2   # as examples/bert_classifier.py
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> float:
     """Fine-tune as the command line says; returns the final test accuracy in percent."""
     args = parse_arguments(argv)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length}
-    recipe = dataclasses.replace(Recipe(), **{k: v for k, v in overrides.items() if v is not None})
+    recipe = with_overrides(Recipe(), overrides)
     folder = model_folder(args.model_dir)
     from tinydl.data.tokenizers import WordPieceTokenizer
     tokenizer = WordPieceTokenizer.from_pretrained(folder)

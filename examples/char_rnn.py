@@ -43,7 +43,8 @@ from tinydl import nn, optim  # noqa: E402
 from tinydl.data.text import CharVocab, LanguageModelBatches, read_text, shakespeare_text, split_corpus  # noqa: E402
 
 from _common import (Progress, add_training_arguments, check_same_config, data_or_exit,  # noqa: E402
-                     format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint)
+                     format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint,
+                     with_overrides)
 
 VALIDATION_FRACTION = 0.1
 
@@ -216,7 +217,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def chosen_recipe(args: argparse.Namespace) -> Recipe:
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seq_len": args.seq_len,
                  "hidden_size": args.hidden_size, "num_layers": args.layers}
-    return dataclasses.replace(Recipe(), **{k: v for k, v in overrides.items() if v is not None})
+    return with_overrides(Recipe(), overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> float:

@@ -53,7 +53,8 @@ from tinydl import nn, optim  # noqa: E402
 from tinydl.data import CIFAR10, DataLoader, Subset, transforms as T  # noqa: E402
 
 from _common import (CHECKPOINT_NAME, Progress, add_training_arguments, check_same_config,  # noqa: E402
-                     data_or_exit, format_duration, load_checkpoint, plot_curves, positive_int, save_checkpoint)
+                     data_or_exit, format_duration, load_checkpoint, plot_curves, positive_int,
+                     save_checkpoint, with_overrides)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per-channel mean and standard deviation of the training images
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -137,7 +138,7 @@ def join_world(args: argparse.Namespace, recipe: "Recipe") -> Any:
 def chosen_recipe(args: argparse.Namespace) -> Recipe:
     """The named recipe, with the hyperparameters given on the command line in place of its own."""
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "augment": args.augment}
-    return dataclasses.replace(RECIPES[args.recipe], **{k: v for k, v in overrides.items() if v is not None})
+    return with_overrides(RECIPES[args.recipe], overrides)
 
 
 def load_dataset(args: argparse.Namespace, train: bool) -> CIFAR10 | Subset:

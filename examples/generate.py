@@ -28,6 +28,7 @@ from tinydl.io.gguf import GGUFFile  # noqa: E402
 from tinydl.models import LlamaModel  # noqa: E402
 
 from _common import installed_package  # noqa: E402
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

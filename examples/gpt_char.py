@@ -40,7 +40,7 @@ from tinydl import nn, optim  # noqa: E402
 from tinydl.data.text import CharVocab, LanguageModelBatches  # noqa: E402
 
 from _common import (Progress, check_same_config, format_duration, load_checkpoint, plot_curves,  # noqa: E402
-                     positive_int, save_checkpoint)
+                     positive_int, save_checkpoint, with_overrides)
 from char_rnn import (add_language_model_arguments, bits_per_char, draw, final_line, load_corpus,  # noqa: E402
                       schedule)
 
@@ -133,7 +133,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def chosen_recipe(args: argparse.Namespace) -> Recipe:
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "context": args.seq_len,
                  "num_layers": args.layers, "d_model": args.d_model}
-    return dataclasses.replace(Recipe(), **{k: v for k, v in overrides.items() if v is not None})
+    return with_overrides(Recipe(), overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> float:

@@ -32,6 +32,7 @@ from tinydl.data.text import read_bbc_news  # noqa: E402
 from tinydl.models import BertModel, mean_pool  # noqa: E402
 
 from _common import data_or_exit, installed_package  # noqa: E402
+
 SENTENCES = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
              "A man is riding a horse.", "A woman is playing violin.", "A monkey is playing drums."]
 QUERIES = {"shares fall as the economy slows": "business", "an actor wins an award for a new film": "entertainment",
