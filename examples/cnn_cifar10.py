@@ -3,7 +3,7 @@
     python examples/cnn_cifar10.py                       # the best recipe found (default), 20 epochs
     python examples/cnn_cifar10.py --recipe article      # the article's recipe: Adam 1e-3, batch 64, 10 epochs
     python examples/cnn_cifar10.py --resume              # continue from the last complete epoch
-    mpiexec -n 2 python examples/cnn_cifar10.py --distributed   # data-parallel over 2 processes (tinydl[distributed])
+    mpiexec -n 2 python -m mpi4py examples/cnn_cifar10.py --distributed  # data-parallel over 2 processes (tinydl[distributed])
 
 The model, layer for layer:
 

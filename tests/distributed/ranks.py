@@ -1,4 +1,4 @@
-"""What the ranks of the distributed tests run: ``mpiexec -n 2 python ranks.py SCENARIO [ARGS]``.
+"""What the ranks of the distributed tests run: ``mpiexec -n 2 python -m mpi4py ranks.py SCENARIO [ARGS]``.
 
 Each scenario prints one JSON line from rank 0 (``RESULT {...}``) that the test reads; anything wrong on a rank
 raises, which (through tinydl.distributed's exception hook) ends the job with a non-zero status.
@@ -130,7 +130,7 @@ def scenario_fail(mode: str) -> None:
         if mode == "raise":
             raise RuntimeError("rank 1 fails on purpose")
         if mode == "exit":
-            os._exit(3)
+            sys.exit(3)
         if mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
     dist.all_reduce(np.ones(3))

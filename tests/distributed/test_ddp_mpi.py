@@ -5,7 +5,8 @@
   one parameter per bucket (within 1e-10), float32 SGD (within 1e-5), and gradient accumulation under
   ``no_sync``; the replicas are bit-identical after every step; a parameter no sample uses keeps ``grad = None``
   and one that only rank 0's shard uses gets the same gradient as in one process.
-* Failure: a rank that raises, exits or is killed ends the whole job non-zero within 15 s.
+* Failure: a rank that raises, calls ``sys.exit(3)`` (under ``python -m mpi4py``) or is killed ends the whole
+  job non-zero within 15 s.
 * A collective called on one rank only hangs (MPI cannot tell a slow rank from a missing one); the launcher's
   timeout then kills the whole process group, leaving no rank behind.
 * Checkpoints: rank 0 writes mid-epoch, and a resumed job ends bit-identical to the uninterrupted one.

@@ -8,7 +8,9 @@ Failure behaviour: in a world of several processes, :func:`init` installs an exc
 exception reaches the top level prints its traceback and calls ``MPI_Abort``, which makes ``mpiexec`` end every
 rank and exit non-zero within seconds, instead of leaving the other ranks waiting forever in their next
 collective. A rank that dies outright (killed by a signal, ``os._exit(1)``) is noticed by ``mpiexec`` itself,
-which ends the job the same way.
+which ends the job the same way. A ``sys.exit(n)`` reaches no hook (Python shows no one a ``SystemExit``'s status)
+and would leave that rank waiting in ``MPI_Finalize``; launching with ``python -m mpi4py script.py`` makes mpi4py
+call ``MPI_Abort`` for it.
 """
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """Run a script under ``mpiexec`` from a test: ``run_mpi("train.py", "--epochs", "1", ranks=2)``.
 
-The job runs in a process group of its own, with one BLAS thread per rank; at ``timeout`` the whole group is
-killed (``mpiexec`` and every rank), so a hung collective fails the test instead of hanging the test run.
+Each rank runs ``python -m mpi4py script``: mpi4py's runner turns a ``sys.exit(n)`` with ``n != 0`` (and any
+uncaught exception) into ``MPI_Abort``, so one rank leaving early ends the job instead of waiting for ever in
+``MPI_Finalize``. The job runs in a process group of its own, with one BLAS thread per rank; at ``timeout`` the
+whole group is killed (``mpiexec`` and every rank), so a hung collective fails the test instead of hanging the
+test run.
 ``mpi_missing()`` says why MPI jobs cannot run here (None when they can), for a skip reason.
 """
 from __future__ import annotations
@@ -51,12 +54,12 @@ class MPIJob:
 
 def run_mpi(script: str | os.PathLike, *args: str, ranks: int = 2, timeout: float = 60.0,
             cwd: str | os.PathLike | None = None, pythonpath: str | os.PathLike | None = None) -> MPIJob:
-    """Run ``python script args`` on ``ranks`` processes; raise TimeoutError (after killing the job) at
+    """Run ``python -m mpi4py script args`` on ``ranks`` processes; raise TimeoutError (after killing the job) at
     ``timeout`` seconds. ``pythonpath`` is put in front of the ranks' PYTHONPATH."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), os.environ.get("PYTHONPATH")]))
-    command = [str(mpiexec()), "-n", str(ranks), sys.executable, str(script), *args]
+    command = [str(mpiexec()), "-n", str(ranks), sys.executable, "-m", "mpi4py", str(script), *args]
     start = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
