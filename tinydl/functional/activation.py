@@ -87,23 +87,24 @@ class Gelu(Function):
     dx = gy * (Phi(x) + x * phi(x)) with phi(x) = e^(-x^2/2) / sqrt(2 pi).
 
     Forward and plain backward run on raw arrays in :mod:`tinydl.kernels.activation` (one fused CUDA kernel each
-    on a GPU); the plain forward keeps Phi(x) for the backward (erf is the costly part). A backward that is itself
-    being differentiated is written with tinydl ops, so that its dependence on x is part of the graph.
+    on a GPU); the plain forward keeps dy/dx = Phi(x) + x phi(x) for the backward (erf is the costly part). A
+    backward that is itself being differentiated is written with tinydl ops, so that its dependence on x is part
+    of the graph.
     """
 
     saved_inputs, saves_outputs = (0,), False
     flops = elementwise(5)  # x / sqrt 2, erf, + 1, * 0.5, * x
 
     def forward(self, x):
-        y, cdf = gelu_forward(x)
+        y, slope = gelu_forward(x)
         if any(self.needs_input_grad):
-            self.cdf = cdf
+            self.slope = slope
         return y
 
     def backward(self, gy):
         x = self.inputs[0]
         if not is_grad_enabled():
-            return Tensor._from_array(gelu_backward(x.data, gy.data, self.cdf))
+            return Tensor._from_array(gelu_backward(x.data, gy.data, self.slope))
         cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
         density = exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return gy * (cdf + x * density)
