@@ -13,8 +13,7 @@ from typing import Any, Sequence
 from .. import versions
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
-from ..kernels.cuda import normalization as fused
-from ..kernels.cuda.build import can_fuse
+from ..kernels.normalization import layer_norm_backward, layer_norm_forward
 from ..tensor import Tensor
 from ._device import on_the_inputs_device
 from .elementwise import constant, sqrt
@@ -32,8 +31,10 @@ class Normalize(Function):
         dx = s (g - mean(g) - x_hat mean(g x_hat)).
     When the backward is itself being differentiated it is written with tinydl ops on x_hat (the output) and s,
     s recomputed from x, so that its dependence on x is part of the graph. Otherwise (ordinary training) it runs
-    on raw arrays in one scratch array of x's size: three passes (g x_hat, then the combination in place, then the
-    scaling) instead of the seven temporaries of the op-by-op form.
+    on raw arrays. Over the trailing axes (layer_norm), forward and backward are the row kernels of
+    :mod:`tinydl.kernels.normalization` (blocks of rows in the cache on a CPU, one CUDA block per row on a GPU);
+    over other axes (batch_norm) the backward works in one scratch array of x's size: three passes (g x_hat, then
+    the combination in place, then the scaling) instead of the seven temporaries of the op-by-op form.
     """
 
     saved_inputs, saves_outputs = (0,), True
@@ -46,8 +47,8 @@ class Normalize(Function):
         self.axes, self.eps = axes, eps
 
     def forward(self, x):
-        if self._fusable(x):  # layer_norm on a GPU: one CUDA block per row (tinydl.kernels.cuda.normalization)
-            x_hat, self.mean, self.var, self.inv_std = fused.layer_norm_forward(x, len(self.axes), self.eps)
+        if self._over_trailing_axes(x):  # layer_norm: row kernels (tinydl.kernels.normalization)
+            x_hat, self.mean, self.var, self.inv_std = layer_norm_forward(x, len(self.axes), self.eps)
             return x_hat
         xp = get_array_module(x)
         self.mean = x.mean(axis=self.axes, keepdims=True)
@@ -62,15 +63,14 @@ class Normalize(Function):
         centred *= self.inv_std
         return centred
 
-    def _fusable(self, *arrays: Any) -> bool:
-        """The fused row kernels apply to normalisation over the trailing axes (layer_norm), on CuPy arrays."""
-        ndim = arrays[0].ndim
-        return can_fuse(*arrays) and self.axes == tuple(range(ndim - len(self.axes), ndim))
+    def _over_trailing_axes(self, x: Any) -> bool:
+        """The row kernels apply to a non-empty normalisation over the trailing axes (layer_norm)."""
+        return x.size > 0 and self.axes == tuple(range(x.ndim - len(self.axes), x.ndim))
 
     def backward(self, g):
         x_hat = self.output()
-        if not is_grad_enabled() and self._fusable(x_hat.data, g.data) and g.shape == x_hat.shape:
-            return Tensor._from_array(fused.layer_norm_backward(x_hat.data, self.inv_std, g.data, len(self.axes)))
+        if not is_grad_enabled() and self._over_trailing_axes(x_hat.data) and g.shape == x_hat.shape:
+            return Tensor._from_array(layer_norm_backward(x_hat.data, self.inv_std, g.data, len(self.axes)))
         if not is_grad_enabled():
             return constant(self._plain_backward(g.data))
         mean_g = mean(g, self.axes, keepdim=True)
