@@ -48,7 +48,7 @@ class Normalize(Function):
 
     def forward(self, x):
         if self._over_trailing_axes(x):  # layer_norm: row kernels (tinydl.kernels.normalization)
-            x_hat, _, self.mean, self.var, self.inv_std = layer_norm_forward(x, len(self.axes), self.eps)
+            x_hat, self.mean, self.var, self.inv_std = layer_norm_forward(x, len(self.axes), self.eps)
             return x_hat
         xp = get_array_module(x)
         self.mean = x.mean(axis=self.axes, keepdims=True)
@@ -70,7 +70,8 @@ class Normalize(Function):
     def backward(self, g):
         x_hat = self.output()
         if not is_grad_enabled() and self._over_trailing_axes(x_hat.data) and g.shape == x_hat.shape:
-            return Tensor._from_array(layer_norm_backward(x_hat.data, self.inv_std, g.data, len(self.axes))[0])
+            x = self.inputs[0].data
+            return Tensor._from_array(layer_norm_backward(x, self.mean, self.inv_std, g.data, len(self.axes))[0])
         if not is_grad_enabled():
             return constant(self._plain_backward(g.data))
         mean_g = mean(g, self.axes, keepdim=True)
@@ -102,9 +103,10 @@ class LayerNorm(Function):
 
     Backward, with g_hat = g weight, s = 1 / sqrt(var + eps), means over the normalised axes and sums over the
     others: dx = s (g_hat - mean(g_hat) - x_hat mean(g_hat x_hat)), dweight = sum(g x_hat), dbias = sum(g).
-    x_hat is kept for the backward (where the unfused form keeps it as Normalize's output). A backward that is
-    itself being differentiated recomputes x_hat from x with a :class:`Normalize` and uses its differentiable
-    backward, so that the dependence on x and weight is part of the graph.
+    Only the row statistics are kept: the backward recomputes x_hat = (x - mean) s from x (which the graph holds
+    anyway) block by block in the cache, where the unfused form keeps x_hat, an array of x's size. A backward
+    that is itself being differentiated recomputes x_hat from x with a :class:`Normalize` and uses its
+    differentiable backward, so that the dependence on x and weight is part of the graph.
     """
 
     name = "layer_norm"
@@ -118,16 +120,16 @@ class LayerNorm(Function):
         self.axes, self.eps = axes, eps
 
     def forward(self, x, weight, bias):
-        y, x_hat, _, _, inv_std = layer_norm_forward(x, len(self.axes), self.eps, weight, bias)
+        y, mean, _, inv_std = layer_norm_forward(x, len(self.axes), self.eps, weight, bias)
         if any(self.needs_input_grad):
-            self.x_hat, self.inv_std = x_hat, inv_std
+            self.mean, self.inv_std = mean, inv_std
         return y
 
     def backward(self, g):
         x, weight, _ = self.inputs
         rows = tuple(range(x.ndim - len(self.axes)))
         if not is_grad_enabled():
-            grads = layer_norm_backward(self.x_hat, self.inv_std, g.data, len(self.axes), weight.data)
+            grads = layer_norm_backward(x.data, self.mean, self.inv_std, g.data, len(self.axes), weight.data)
             return tuple(constant(grad) for grad in grads)
         normalize = Normalize(self.axes, self.eps)
         x_hat = normalize(x)

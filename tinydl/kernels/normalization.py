@@ -34,23 +34,26 @@ BLOCK = 2**18  # elements per block of rows on a CPU: a block and its result (2 
 
 
 def layer_norm_forward(x: Any, normalized_dims: int, eps: float, weight: Any = None,
-                       bias: Any = None) -> tuple[Any, Any, Any, Any, Any]:
-    """(y, x_hat, mean, var, inv_std) of normalising ``x`` over its last ``normalized_dims`` axes, with
-    y = x_hat weight + bias (y is x_hat when both are None; ``weight`` and ``bias`` have the normalised shape);
-    the statistics have x's shape with those axes kept as size 1 (as ``keepdims=True`` gives)."""
+                       bias: Any = None) -> tuple[Any, Any, Any, Any]:
+    """(y, mean, var, inv_std) of normalising ``x`` over its last ``normalized_dims`` axes: y = x_hat weight + bias,
+    or x_hat when both are None (``weight`` and ``bias`` have the normalised shape); the statistics have x's shape
+    with those axes kept as size 1 (as ``keepdims=True`` gives). With weight or bias, x_hat lives only in the
+    cache: the backward recomputes it from x and the statistics."""
     if can_fuse(x):
         x_hat, mean, var, inv_std = fused.layer_norm_forward(x, normalized_dims, eps)
-        return _affine(x_hat, weight, bias), x_hat, mean, var, inv_std
+        return _affine(x_hat, weight, bias), mean, var, inv_std
     xp = get_array_module(x)
     rows, columns = _as_rows(x, normalized_dims)
     weight, bias = (None if p is None else p.reshape(columns) for p in (weight, bias))
     dtype = rows.dtype.type
-    x_hat = xp.empty_like(rows)
-    y = x_hat if weight is None and bias is None else xp.empty_like(rows)
+    y = xp.empty_like(rows)
     mean, var, inv_std = (xp.empty(rows.shape[0], rows.dtype) for _ in range(3))
     averager = xp.full(columns, 1 / columns, rows.dtype)
-    for block in _row_blocks(xp, rows):
-        centred = x_hat[block]
+    blocks = _row_blocks(xp, rows)
+    affine = weight is not None or bias is not None
+    scratch = _block_array(xp, blocks[0], columns, rows.dtype) if affine else None
+    for block in blocks:
+        centred = scratch[:block.stop - block.start] if affine else y[block]
         block_mean = xp.matmul(rows[block], averager)
         xp.subtract(rows[block], block_mean[:, None], out=centred)
         residual = xp.matmul(centred, averager)              # refines the mean (module docstring)
@@ -58,57 +61,67 @@ def layer_norm_forward(x: Any, normalized_dims: int, eps: float, weight: Any = N
         mean[block] = block_mean + residual
         var[block] = xp.einsum("ij,ij->i", centred, centred) * dtype(1 / columns)
         inv_std[block] = 1 / xp.sqrt(var[block] + dtype(eps))
-        centred *= inv_std[block][:, None]
-        if y is not x_hat:
+        centred *= inv_std[block][:, None]                   # x_hat
+        if affine:
             _affine(centred, weight, bias, out=y[block])
     statistics_shape = x.shape[:x.ndim - normalized_dims] + (1,) * normalized_dims
-    return (y.reshape(x.shape), x_hat.reshape(x.shape)) + tuple(s.reshape(statistics_shape)
-                                                                for s in (mean, var, inv_std))
+    return (y.reshape(x.shape),) + tuple(s.reshape(statistics_shape) for s in (mean, var, inv_std))
 
 
-def layer_norm_backward(x_hat: Any, inv_std: Any, grad_output: Any, normalized_dims: int,
+def layer_norm_backward(x: Any, mean: Any, inv_std: Any, grad_output: Any, normalized_dims: int,
                         weight: Any = None) -> tuple[Any, Any, Any]:
-    """(dx, dweight, dbias) of y = x_hat weight + bias (of x_hat alone when ``weight`` is None: then dweight and
-    dbias are None). With g_hat = g weight and sums over the rows:
-        dx = s (g_hat - mean(g_hat) - x_hat mean(g_hat x_hat)),   dweight = sum(g x_hat),   dbias = sum(g)."""
-    if can_fuse(x_hat, inv_std, grad_output):
+    """(dx, dweight, dbias) of y = x_hat weight + bias, x_hat = (x - mean) s, s = ``inv_std`` (of y = x_hat when
+    ``weight`` is None: then dweight and dbias are None). With g_hat = g weight, means over a row and sums over
+    the rows:
+        dx = s (g_hat - mean(g_hat) - x_hat mean(g_hat x_hat)),   dweight = sum(g x_hat),   dbias = sum(g).
+
+    x_hat is never formed: with the centred block c = x - mean (one pass, in the cache), x_hat = c s, so
+    mean(g_hat x_hat) = s mean(g_hat c) and dweight = sum over the rows of s g c (a matrix-vector product by s),
+    and dx = s (g_hat - mean(g_hat)) - (s^3 mean(g_hat c)) c: per-row scalars times whole rows.
+    """
+    if can_fuse(x, inv_std, grad_output):
+        x_hat = (x - mean) * inv_std
         grad_x_hat = grad_output if weight is None else grad_output * weight
         dx = fused.layer_norm_backward(x_hat, inv_std, grad_x_hat, normalized_dims)
         if weight is None:
             return dx, None, None
-        rows = tuple(range(x_hat.ndim - normalized_dims))
+        rows = tuple(range(x.ndim - normalized_dims))
         return dx, (grad_output * x_hat).sum(axis=rows), grad_output.sum(axis=rows)
-    xp = get_array_module(x_hat)
-    normalised, columns = _as_rows(x_hat, normalized_dims)
+    xp = get_array_module(x)
+    inputs, columns = _as_rows(x, normalized_dims)
     grad, _ = _as_rows(grad_output, normalized_dims)
-    scale = -inv_std.reshape(-1)
-    dtype = normalised.dtype.type
-    averager = xp.full(columns, 1 / columns, normalised.dtype)
-    dx = xp.empty_like(normalised)
-    blocks = _row_blocks(xp, normalised)
+    mean, inv_std = mean.reshape(-1), inv_std.reshape(-1)
+    dtype = inputs.dtype.type
+    averager = xp.full(columns, 1 / columns, inputs.dtype)
+    dx = xp.empty_like(inputs)
+    blocks = _row_blocks(xp, inputs)
+    centred_block = _block_array(xp, blocks[0], columns, inputs.dtype)
     if weight is not None:
         weight = weight.reshape(columns)
-        scratch = xp.empty((blocks[0].stop - blocks[0].start, columns), normalised.dtype)
-        dweight, dbias = xp.zeros(columns, normalised.dtype), xp.zeros(columns, normalised.dtype)
-        ones = xp.ones(scratch.shape[0], normalised.dtype)
+        g_hat_block = _block_array(xp, blocks[0], columns, inputs.dtype)
+        dweight, dbias = xp.zeros(columns, inputs.dtype), xp.zeros(columns, inputs.dtype)
+        ones = xp.ones(g_hat_block.shape[0], inputs.dtype)
     for block in blocks:
-        out, g = dx[block], grad[block]
+        count, s = block.stop - block.start, inv_std[block]
+        out, g, centred = dx[block], grad[block], centred_block[:count]
+        xp.subtract(inputs[block], mean[block][:, None], out=centred)
         if weight is not None:
-            count = out.shape[0]
             dbias += xp.matmul(ones[:count], g)
-            xp.multiply(g, normalised[block], out=scratch[:count])
-            dweight += xp.matmul(ones[:count], scratch[:count])
-            g = xp.multiply(g, weight, out=scratch[:count])         # g_hat
+            dweight += xp.matmul(s, xp.multiply(g, centred, out=g_hat_block[:count]))   # sum(g x_hat)
+            g = xp.multiply(g, weight, out=g_hat_block[:count])
         mean_g = xp.matmul(g, averager)
-        mean_g_x_hat = xp.einsum("ij,ij->i", g, normalised[block]) * dtype(1 / columns)
-        xp.multiply(normalised[block], mean_g_x_hat[:, None], out=out)
-        out -= g
-        out += mean_g[:, None]
-        out *= scale[block][:, None]                          # -s (x_hat mean(g x_hat) - g + mean(g))
-    dx = dx.reshape(x_hat.shape)
+        mean_g_centred = xp.einsum("ij,ij->i", g, centred) * dtype(1 / columns)
+        xp.multiply(centred, (-s * s * s * mean_g_centred)[:, None], out=out)   # -s x_hat mean(g x_hat)
+        if weight is None:
+            out += g * s[:, None]
+        else:
+            g *= s[:, None]                                   # g_hat is not needed after this
+            out += g
+        out -= (s * mean_g)[:, None]
+    dx = dx.reshape(x.shape)
     if weight is None:
         return dx, None, None
-    shape = x_hat.shape[x_hat.ndim - normalized_dims:]
+    shape = x.shape[x.ndim - normalized_dims:]
     return dx, dweight.reshape(shape), dbias.reshape(shape)
 
 
@@ -136,8 +149,13 @@ def _as_rows(x: Any, normalized_dims: int) -> tuple[Any, int]:
     return get_array_module(x).ascontiguousarray(x).reshape(-1, columns), columns
 
 
+def _block_array(xp: Any, block: slice, columns: int, dtype: Any) -> Any:
+    """A work array for one block of rows."""
+    return xp.empty((block.stop - block.start, columns), dtype)
+
+
 def _row_blocks(xp: Any, rows: Any) -> list[slice]:
     """Slices of about :data:`BLOCK` elements of whole rows on a CPU; one slice of all rows on a GPU."""
     count, columns = rows.shape
     step = max(1, BLOCK // columns) if xp.__name__ == "numpy" else max(1, count)
-    return [slice(start, start + step) for start in range(0, count, step)]
+    return [slice(start, min(start + step, count)) for start in range(0, count, step)]
