@@ -1,6 +1,6 @@
 """Sequence models on the CPU: tinydl (NumPy) against PyTorch, same weights, same threads, one process.
 
-    python benchmarks/bench_sequence_kernels.py [--quick] [--threads N] [--trials N]
+    python benchmarks/bench_sequence_kernels.py [--quick] [--threads N] [--trials N] [--match TEXT] [--clock cpu]
 
 Rows of ``ratio  tinydl ms  torch ms`` (ratio = tinydl / torch, medians of interleaved trials; see harness.py):
 
@@ -8,7 +8,8 @@ forward + backward of the kernels of issue 4, item 5c: ``scaled_dot_product_atte
 sequence 128, head dim 32, causal; ``lstm_cell`` at batch 32, input 128, hidden 256; the fused LSTM
 recurrence of a whole layer (``lstm_sequence``, 100 steps) against ``torch.nn.LSTM``'s; and whole GRU and Elman
 (tanh) layers, 100 steps, input 128, hidden 256, against ``torch.nn.GRU``/``torch.nn.RNN`` with the same weights,
-both with tinydl's fused sequence kernels and with the composed step-by-step path (``layer.fused = False``).
+both with tinydl's fused sequence kernels and with the composed step-by-step path (``layer.fused = False``);
+and the exact GELU and layer_norm at their shapes in the GPT step of bench_sequence_models.py.
 The training steps of items 5a and 5b are in bench_sequence_models.py.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from harness import HEADER, compare, set_threads, torch_or_none
+from harness import HEADER, compare, set_clock, set_threads, torch_or_none
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -24,11 +25,16 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="few trials: a smoke run, not a measurement")
     parser.add_argument("--threads", type=int, help="threads for NumPy's BLAS and PyTorch (default: all cores)")
     parser.add_argument("--trials", type=int, help="timed trials per row (default: 15, or 2 with --quick)")
+    parser.add_argument("--match", metavar="TEXT", help="only the rows whose name contains TEXT (e.g. gelu)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="time by the wall clock (default) or by CPU time (steadier on a shared machine, with "
+                             "one thread)")
     return parser.parse_args()
 
 
 ARGS = parse_arguments()
 THREADS = set_threads(ARGS.threads)  # before NumPy is imported: its BLAS reads the thread count once
+set_clock(ARGS.clock)
 
 import numpy as np  # noqa: E402
 
@@ -93,7 +99,23 @@ def kernel_cases(torch, rng: np.random.Generator) -> list[tuple[str, Callable, C
     ]
     for kind in ("GRU", "RNN"):
         cases += _layer_cases(torch, kind, array(LSTM_STEPS, BATCH, LSTM_INPUT))
-    return cases
+    return cases + _transformer_cases(torch, array)
+
+
+def _transformer_cases(torch, array: Callable) -> list[tuple[str, Callable, Callable | None]]:
+    """The exact GELU and layer_norm (with weight and bias) at their shapes in the examples' GPT step (batch 32,
+    sequence 128, width 128, feed-forward 512)."""
+    width = HEADS * HEAD_DIM
+    features = array(BATCH, CONTEXT, 4 * width)
+    normalized = [array(BATCH, CONTEXT, width, scale=3.0), array(width), array(width)]
+    cases = [(f"gelu {BATCH}x{CONTEXT}x{4 * width} fwd+bwd", F.gelu,
+              None if torch is None else torch.nn.functional.gelu, [features]),
+             (f"layer_norm {BATCH}x{CONTEXT}x{width} (affine) fwd+bwd", lambda x, w, b: F.layer_norm(x, width, w, b),
+              None if torch is None else lambda x, w, b: torch.nn.functional.layer_norm(x, (width,), w, b),
+              normalized)]
+    return [(name, _forward_backward(tinydl, ours, arrays, len(arrays)),
+             None if theirs is None else _forward_backward(torch, theirs, arrays, len(arrays)))
+            for name, ours, theirs, arrays in cases]
 
 
 def _layer_cases(torch, kind: str, x: np.ndarray) -> list[tuple[str, Callable, Callable | None]]:
@@ -136,7 +158,8 @@ def main() -> None:
     print(f"sequence models, float32, {THREADS} thread(s), {trials} interleaved trials per row ({versions})\n")
     print(HEADER)
     for name, ours, peer in kernel_cases(torch, rng):
-        print(compare(name, ours, peer, trials=trials, warmup=warmup).row(), flush=True)
+        if ARGS.match is None or ARGS.match in name:
+            print(compare(name, ours, peer, trials=trials, warmup=warmup).row(), flush=True)
 
 if __name__ == "__main__":
     main()
