@@ -42,6 +42,15 @@ def test_float32_erf_on_a_dense_grid_and_the_edges():
     assert np.isnan(edges[4])
 
 
+def test_float32_erf_has_the_sign_of_x_near_zero():
+    """The sign bit is copied onto height (1 - P(t) e^(-z^2)), which must never round below zero."""
+    x = np.linspace(0, 0.01, 100_001).astype(np.float32)
+    for values in (x, -x):
+        result = special.erf(values)
+        assert np.all(np.signbit(result) == np.signbit(values))
+        assert np.all((result == 0) | (np.sign(result) == np.sign(values)))
+
+
 def test_float32_gelu_and_slope_on_a_dense_grid_and_the_edges():
     with np.errstate(over="ignore"):
         y, slope = special.gelu_and_slope(GRID)
