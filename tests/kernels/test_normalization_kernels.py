@@ -77,3 +77,5 @@ def test_layer_norm_with_weight_and_bias_is_twice_differentiable():
         return F.layer_norm(x, (3, 4), weight, bias)
     assert gradcheck(layer_norm, tensors)
     assert gradgradcheck(layer_norm, tensors)
+    tensors[0].requires_grad = False                # second derivatives with respect to weight and bias only
+    assert gradgradcheck(layer_norm, tensors)

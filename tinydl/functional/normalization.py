@@ -132,8 +132,9 @@ class LayerNorm(Function):
             grads = layer_norm_backward(x.data, self.mean, self.inv_std, g.data, len(self.axes), weight.data)
             return tuple(constant(grad) for grad in grads)
         normalize = Normalize(self.axes, self.eps)
-        x_hat = normalize(x)
-        return normalize.backward(g * weight), (g * x_hat).sum(rows), g.sum(rows)
+        x_hat = normalize(x)                        # recorded (so that normalize.backward can run) when x needs one
+        dx = normalize.backward(g * weight) if self.needs_input_grad[0] else None
+        return dx, (g * x_hat).sum(rows), g.sum(rows)
 
 
 class RootMeanSquareNormalize(Function):
