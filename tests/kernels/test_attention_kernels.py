@@ -1,0 +1,96 @@
+"""The attention kernels (tinydl/kernels/attention.py): the masked softmax without the row-maximum shift against the
+shifted one and a float64 reference, the range check that chooses between them, the BLAS row sums, and the plain
+raw-array backward against the backward written with tinydl ops (the one a recorded backward uses)."""
+import math
+
+import numpy as np
+import pytest
+
+import tinydl
+import tinydl.functional as F
+from tinydl import Tensor
+from tinydl.kernels.attention import attention_weights_, exp_needs_no_shift, row_sums
+
+FLOAT32_LIMIT = math.log(float(np.finfo(np.float32).max)) / 2   # 44.36
+
+
+def _reference_softmax(scores, additive=None, allowed=None):
+    """Row softmax in float64, shifted by the row maximum, masked rows giving zeros."""
+    scores = scores.astype(np.float64) + (0.0 if additive is None else additive)
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    peak = scores.max(axis=-1, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    e = np.exp(scores - peak)
+    total = e.sum(axis=-1, keepdims=True)
+    return e / np.where(total == 0, 1.0, total)
+
+
+def test_the_range_check_decides_the_shift():
+    scores = np.full((2, 3, 4), 40.0, np.float32)
+    assert exp_needs_no_shift(scores)
+    assert not exp_needs_no_shift(scores + 5)                     # 45 > 44.36: e^45 * 4 could overflow float32
+    assert not exp_needs_no_shift(-scores - 5)                     # a row of e^-45 would lose precision
+    assert exp_needs_no_shift(scores.astype(np.float64) + 5)       # float64's limit is 354
+    causal = np.triu(np.full((3, 4), -np.inf, np.float32), k=1)
+    assert exp_needs_no_shift(scores, causal)                      # -inf entries are masked, not out of range
+    assert not exp_needs_no_shift(scores, causal + 5)              # a finite mask adds to the range
+    assert not exp_needs_no_shift(scores, np.full((3, 4), -100, np.float32))
+    with_nan = scores.copy()
+    with_nan[0, 0, 0] = np.nan
+    assert not exp_needs_no_shift(with_nan)
+
+
+@pytest.mark.parametrize("magnitude", [3.0, 40.0, 60.0, 1e4])   # within the limit, near it, beyond it (shifted)
+def test_masked_softmax_matches_the_float64_reference(magnitude):
+    rng = np.random.default_rng(0)
+    scores = (rng.uniform(-1, 1, (2, 3, 6, 7)) * magnitude).astype(np.float32)
+    additive = np.triu(np.full((6, 7), -np.inf, np.float32), k=1)
+    additive[:, 0] += rng.standard_normal(6).astype(np.float32)
+    allowed = rng.random((2, 1, 6, 7)) > 0.3
+    allowed[0, 0, 2] = False                                        # a row with every key masked
+    assert exp_needs_no_shift(scores, additive) == (magnitude <= 40)
+    for mask in ({"additive_mask": additive}, {"allowed": allowed}, {}):
+        expected = _reference_softmax(scores, mask.get("additive_mask"), mask.get("allowed"))
+        got = attention_weights_(scores.copy(), **mask)
+        np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-7)
+    assert np.all(attention_weights_(scores.copy(), allowed=allowed)[0, :, 2] == 0)
+
+
+def test_row_sums_are_sums_of_the_last_axis():
+    x = np.random.default_rng(1).random((3, 5, 128)).astype(np.float32)
+    np.testing.assert_allclose(row_sums(x), x.sum(axis=-1, keepdims=True), rtol=1e-6)
+    assert row_sums(x).shape == (3, 5, 1)
+
+
+def _gradients(arrays, create_graph, dropout_p=0.0, need_weights=False, mask=None, is_causal=False):
+    """Gradients of q, k, v (and of a float mask) from the plain backward or, with ``create_graph``, from the
+    backward written with tinydl ops."""
+    tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    mask_tensor = None if mask is None else Tensor(mask.copy(), requires_grad=mask.dtype != bool)
+    tinydl.manual_seed(3)
+    result = F.scaled_dot_product_attention(*tensors, mask_tensor, dropout_p=dropout_p, is_causal=is_causal,
+                                            need_weights=need_weights)
+    outputs = result if need_weights else (result,)
+    rng = np.random.default_rng(4)
+    loss = sum((o * Tensor(rng.standard_normal(o.shape))).sum() for o in outputs)
+    leaves = tensors + ([mask_tensor] if mask_tensor is not None and mask_tensor.requires_grad else [])
+    return [g.data for g in tinydl.grad(loss, leaves, create_graph=create_graph)]
+
+
+@pytest.mark.parametrize("case", [
+    dict(), dict(is_causal=True), dict(need_weights=True), dict(dropout_p=0.3, need_weights=True),
+    dict(mask="additive"), dict(mask="boolean", dropout_p=0.2)])
+def test_plain_backward_matches_the_backward_of_tinydl_ops(case):
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(shape) for shape in ((2, 3, 5, 4), (1, 3, 6, 4), (1, 3, 6, 2))]
+    case = dict(case)
+    if case.get("mask") == "additive":
+        case["mask"] = rng.standard_normal((5, 6))
+    elif case.get("mask") == "boolean":
+        case["mask"] = rng.random((2, 1, 5, 6)) > 0.4
+    plain, recorded = _gradients(arrays, False, **case), _gradients(arrays, True, **case)
+    assert len(plain) == len(recorded)
+    for got, expected in zip(plain, recorded):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
