@@ -27,7 +27,7 @@ from typing import Any
 from ..autograd import Function, is_grad_enabled
 from ..backend import device_of, get_array_module
 from ..creation import default_generator
-from ..kernels.attention import attention_backward, attention_weights_
+from ..kernels.attention import attention_backward, attention_output, attention_weights_
 from ..tensor import Tensor
 from ._device import on_the_inputs_device
 from .activation import softmax
@@ -83,7 +83,7 @@ class ScaledDotProductAttention(Function):
             generator = default_generator(device_of(q))
             self.keep = generator.random(probabilities.shape, dtype=q.dtype) >= self.dropout_p
             weights = probabilities * xp.multiply(self.keep, 1 / (1 - self.dropout_p), dtype=q.dtype)
-        output = weights @ v
+        output = attention_output(weights, v)
         if any(self.needs_input_grad):
             self.probabilities, self.output_array = probabilities, output
         return (output, weights) if self.return_weights else output

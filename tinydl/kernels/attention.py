@@ -38,7 +38,7 @@ from .cuda import softmax as fused
 from .cuda.build import can_fuse, contiguous
 from .reductions import max_last_axis
 
-__all__ = ["attention_weights_", "attention_backward", "exp_needs_no_shift", "row_sums"]
+__all__ = ["attention_weights_", "attention_output", "attention_backward", "exp_needs_no_shift", "row_sums"]
 
 
 def exp_needs_no_shift(scores: Any, additive_mask: Any = None) -> bool:
@@ -88,6 +88,19 @@ def attention_weights_(scores: Any, additive_mask: Any = None, allowed: Any = No
     xp.copyto(total, 1, where=total == 0)              # the all-masked rows: 0 / 1 = 0
     scores /= total
     return scores
+
+
+def attention_output(weights: Any, v: Any) -> Any:
+    """O = W V (..., L, Ev). On NumPy, with a heads axis (weights and V of the same batch shape (..., H)), O's
+    memory is laid out as (..., L, H, Ev): the product writes through a transposed view of that buffer (BLAS takes
+    the row stride), so the usual merge of the heads, O.transpose(-3, -2).reshape(..., L, H Ev), is a view instead
+    of a copy (PyTorch's CPU attention returns the same layout)."""
+    xp = get_array_module(weights)
+    if xp.__name__ != "numpy" or weights.ndim < 3 or weights.shape[:-2] != v.shape[:-2]:
+        return weights @ v
+    shape = weights.shape[:-3] + (weights.shape[-2], weights.shape[-3], v.shape[-1])     # (..., L, H, Ev)
+    output = xp.swapaxes(xp.empty(shape, dtype=xp.result_type(weights, v)), -3, -2)      # seen as (..., H, L, Ev)
+    return xp.matmul(weights, v, out=output)
 
 
 def _row_dot(a: Any, b: Any) -> Any:
