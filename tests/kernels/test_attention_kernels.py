@@ -1,6 +1,7 @@
 """The attention kernels (tinydl/kernels/attention.py): the masked softmax without the row-maximum shift against the
 shifted one and a float64 reference, the range check that chooses between them, the BLAS row sums, and the plain
-raw-array backward against the backward written with tinydl ops (the one a recorded backward uses)."""
+raw-array backward against the backward written with tinydl ops (the one a recorded backward uses); the layouts
+that make merging and splitting the heads cheap (the output's, and cat's)."""
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import tinydl
 import tinydl.functional as F
 from tinydl import Tensor
-from tinydl.kernels.attention import attention_weights_, exp_needs_no_shift, row_sums
+from tinydl.kernels.attention import attention_output, attention_weights_, exp_needs_no_shift, row_sums
 
 FLOAT32_LIMIT = math.log(float(np.finfo(np.float32).max)) / 2   # 44.36
 
@@ -94,3 +95,28 @@ def test_plain_backward_matches_the_backward_of_tinydl_ops(case):
     for got, expected in zip(plain, recorded):
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 5, 7), (2, 3, 7, 4)), ((3, 5, 7), (3, 7, 4)), ((5, 7), (7, 4)),
+                                    ((2, 3, 5, 7), (1, 3, 7, 4))])
+def test_the_output_is_the_product_laid_out_heads_inside(shapes):
+    rng = np.random.default_rng(5)
+    weights, v = (rng.standard_normal(shape) for shape in shapes)
+    output = attention_output(weights, v)
+    np.testing.assert_allclose(output, weights @ v, rtol=1e-13, atol=1e-13)
+    if len(shapes[0]) >= 3 and shapes[0][:-2] == shapes[1][:-2]:   # a heads axis: (..., L, H, Ev) in memory
+        assert np.swapaxes(output, -3, -2).flags.c_contiguous
+
+
+def test_merging_and_splitting_heads_copy_once():
+    """A cat of transposed views is C-contiguous (so the reshape after it is a view), and the attention output
+    merges into (N, L, H Ev) without a copy."""
+    rng = np.random.default_rng(6)
+    pieces = [tinydl.tensor(rng.standard_normal((2, 3, 5, 4))).transpose(1, 2).unsqueeze(2) for _ in range(3)]
+    joined = F.cat(pieces, 2)
+    assert joined.data.flags.c_contiguous
+    np.testing.assert_array_equal(joined.data, np.concatenate([p.data for p in pieces], axis=2))
+    q, k, v = (tinydl.tensor(rng.standard_normal((2, 3, 5, 4))) for _ in range(3))
+    heads = F.scaled_dot_product_attention(q, k, v)
+    merged = heads.transpose(1, 2).reshape(2, 5, 12)
+    assert np.shares_memory(merged.data, heads.data)
