@@ -27,7 +27,7 @@ from typing import Any
 from ..autograd import Function, is_grad_enabled
 from ..backend import device_of, get_array_module
 from ..creation import default_generator
-from ..kernels.attention import attention_backward, attention_output, attention_weights_
+from ..kernels.attention import attention_backward, attention_output, attention_weights_, scaled_transpose
 from ..tensor import Tensor
 from ._device import on_the_inputs_device
 from .activation import softmax
@@ -53,10 +53,10 @@ class ScaledDotProductAttention(Function):
     name = "scaled_dot_product_attention"
 
     def flops(self, inputs, outputs):
-        """scale Q, Q K^T (2 L S E per batch), the mask, the softmax (5 per score), P V (2 L S Ev)."""
+        """scale K, Q K^T (2 L S E per batch), the mask, the softmax (5 per score), P V (2 L S Ev)."""
         q, k, v = inputs[:3]
         scores = q.size // q.shape[-1] * k.shape[-2]
-        return (q.size + 2 * scores * q.shape[-1] + (len(inputs) == 4) * scores
+        return (k.size + 2 * scores * q.shape[-1] + (len(inputs) == 4) * scores
                 + 5 * scores + 2 * scores * v.shape[-1])
 
     def backward_flops(self, grad_outputs, grad_inputs):
@@ -74,8 +74,9 @@ class ScaledDotProductAttention(Function):
 
     def forward(self, q, k, v, additive_mask=None):
         xp = get_array_module(q)
-        # a contiguous K^T (a small copy) makes the product faster than through a transposed view
-        scores = (q * q.dtype.type(self.scale)) @ xp.ascontiguousarray(xp.swapaxes(k, -1, -2))
+        # a contiguous scale K^T (one small copy, the scale folded into it) makes the product faster than
+        # through a transposed view
+        scores = q @ scaled_transpose(k, self.scale)
         probabilities = attention_weights_(scores, additive_mask, self.allowed)
         weights = probabilities
         self.keep = None

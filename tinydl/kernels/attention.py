@@ -24,9 +24,11 @@ without dropout), weights W = P d, dO the output's gradient and dW the weights' 
     dS = P (dP - D)                          in place in dP's buffer: two passes, no temporary
     dQ = scale dS K,  dK = scale dS^T Q,  d(additive mask) = dS
 
-D is one ``einsum`` (no dO * O temporary); V^T is made contiguous before dO V^T (a small L x Ev copy; BLAS reads
-the transposed view of the packed projection about 25% slower); the scale is applied to dQ and dK (L x E) rather
-than to dS (L x S).
+D is one ``einsum`` (no dO * O temporary). V^T is copied to a contiguous array before dO V^T (BLAS reads the
+transposed view of the packed projection about 25% slower), and the copy carries the scale: with
+dP' = dO (scale V^T) = scale dP and D' = scale D, dS' = P (dP' - D') = scale dS, so dQ = dS' K and dK = dS'^T Q
+need no pass of their own. Only when the additive mask wants its gradient dS itself does the scale go on dQ and
+dK instead. The forward likewise folds the scale into its contiguous copy of K^T (:func:`scaled_transpose`).
 """
 from __future__ import annotations
 
@@ -38,7 +40,16 @@ from .cuda import softmax as fused
 from .cuda.build import can_fuse, contiguous
 from .reductions import max_last_axis
 
-__all__ = ["attention_weights_", "attention_output", "attention_backward", "exp_needs_no_shift", "row_sums"]
+__all__ = ["attention_weights_", "attention_output", "attention_backward", "exp_needs_no_shift", "row_sums",
+           "scaled_transpose"]
+
+
+def scaled_transpose(x: Any, factor: float) -> Any:
+    """factor * x^T (the last two axes swapped) as a C-contiguous array, in one pass: the copy that gives BLAS a
+    contiguous operand, with a scale folded into it."""
+    xp = get_array_module(x)
+    transposed = xp.swapaxes(x, -1, -2)
+    return xp.multiply(transposed, x.dtype.type(factor), out=xp.empty(transposed.shape, dtype=x.dtype))
 
 
 def exp_needs_no_shift(scores: Any, additive_mask: Any = None) -> bool:
@@ -120,20 +131,25 @@ def attention_backward(q: Any, k: Any, v: Any, probabilities: Any, output: Any, 
     grad_v = xp.swapaxes(weights, -1, -2) @ grad_output if needs[2] else None
     if not (needs[0] or needs[1] or (len(needs) == 4 and needs[3])):
         return None, None, grad_v, None
-    grad_scores = grad_output @ xp.ascontiguousarray(xp.swapaxes(v, -1, -2))    # dO V^T, then dP, then dS
+    mask_wants_grad = len(needs) == 4 and needs[3]
+    folded = 1.0 if mask_wants_grad else scale                  # the factor dS' carries: scale dS, or dS itself
+    grad_scores = grad_output @ scaled_transpose(v, folded)     # dP', then dS' in the same buffer
     row_dot = _row_dot(grad_output, output)
     if grad_weights is not None:
-        grad_scores += grad_weights
+        grad_scores += grad_weights if folded == 1.0 else grad_weights * grad_weights.dtype.type(folded)
         row_dot = row_dot + _row_dot(grad_weights, weights)
     if scaled_keep is not None:
         grad_scores *= scaled_keep
+    row_dot *= row_dot.dtype.type(folded)
     grad_scores -= row_dot
     grad_scores *= probabilities
     grad_q = grad_k = None
     if needs[0]:
         grad_q = grad_scores @ k
-        grad_q *= grad_q.dtype.type(scale)
+        if folded != scale:
+            grad_q *= grad_q.dtype.type(scale)
     if needs[1]:
         grad_k = xp.swapaxes(grad_scores, -1, -2) @ q
-        grad_k *= grad_k.dtype.type(scale)
-    return grad_q, grad_k, grad_v, grad_scores if len(needs) == 4 and needs[3] else None
+        if folded != scale:
+            grad_k *= grad_k.dtype.type(scale)
+    return grad_q, grad_k, grad_v, grad_scores if mask_wants_grad else None
