@@ -81,7 +81,8 @@ def _gradients(arrays, create_graph, dropout_p=0.0, need_weights=False, mask=Non
 
 @pytest.mark.parametrize("case", [
     dict(), dict(is_causal=True), dict(need_weights=True), dict(dropout_p=0.3, need_weights=True),
-    dict(mask="additive"), dict(mask="additive", need_weights=True, dropout_p=0.2), dict(mask="boolean", dropout_p=0.2)])
+    dict(mask="additive"), dict(mask="additive", need_weights=True, dropout_p=0.2),
+    dict(mask="boolean", dropout_p=0.2)])
 def test_plain_backward_matches_the_backward_of_tinydl_ops(case):
     rng = np.random.default_rng(2)
     arrays = [rng.standard_normal(shape) for shape in ((2, 3, 5, 4), (1, 3, 6, 4), (1, 3, 6, 2))]
