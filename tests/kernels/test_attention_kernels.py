@@ -11,6 +11,7 @@ import tinydl
 import tinydl.functional as F
 from tinydl import Tensor
 from tinydl.kernels.attention import attention_output, attention_weights_, exp_needs_no_shift, row_sums
+from tinydl.kernels.causal_attention import is_causal_mask, tile_bounds
 
 FLOAT32_LIMIT = math.log(float(np.finfo(np.float32).max)) / 2   # 44.36
 
@@ -121,3 +122,69 @@ def test_merging_and_splitting_heads_copy_once():
     heads = F.scaled_dot_product_attention(q, k, v)
     merged = heads.transpose(1, 2).reshape(2, 5, 12)
     assert np.shares_memory(merged.data, heads.data)
+
+
+# ------------------------------------------------------------------------------------------- causal tiles
+def test_causal_masks_are_recognised_exactly():
+    length = 8
+    tril = np.tril(np.ones((length, length), bool))
+    additive = np.triu(np.full((length, length), -np.inf), k=1)
+    assert is_causal_mask(np, length, allowed=tril)
+    assert is_causal_mask(np, length, allowed=tril[None, None])
+    assert is_causal_mask(np, length, additive_mask=additive.astype(np.float32))
+    assert not is_causal_mask(np, length)                                             # no mask
+    assert not is_causal_mask(np, length, allowed=np.tril(np.ones((length, length), bool), k=-1))
+    assert not is_causal_mask(np, length, additive_mask=np.triu(np.full((length, length), -np.inf), k=2))
+    assert not is_causal_mask(np, length, additive_mask=np.triu(np.full((length, length), -1e9), k=1))
+    assert not is_causal_mask(np, length, allowed=np.broadcast_to(tril, (2, length, length)))  # one per batch
+    assert not is_causal_mask(np, length + 1, allowed=tril)
+
+
+@pytest.mark.parametrize("length", [64, 70, 128])
+def test_tiles_cover_every_query_once(length):
+    bounds = tile_bounds(length)
+    assert bounds[0][0] == 0 and bounds[-1][1] == length
+    assert all(b1 == a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:]))
+
+
+@pytest.mark.parametrize("length, mask", [(64, "is_causal"), (70, "boolean"), (64, "additive"), (96, "additive")])
+def test_causal_tiles_match_pytorch(length, mask):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal((2, 3, length, 8)) for _ in range(3)]
+    tril = np.tril(np.ones((length, length), bool))
+    kwargs = {"is_causal": {"is_causal": True}, "boolean": {"attn_mask": tril},
+              "additive": {"attn_mask": np.where(tril, 0.0, -np.inf)}}[mask]
+    ours = [Tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = F.scaled_dot_product_attention(*ours, **{k: Tensor(v) if isinstance(v, np.ndarray) else v
+                                                   for k, v in kwargs.items()})
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        *theirs, **{k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()})
+    assert out._creator.causal_tiles
+    tiles = out._creator.probabilities
+    assert sum(t[0, 0].size for t in tiles) < 0.7 * length * length      # about 5/8 of the dense P is kept
+    upstream = rng.standard_normal(out.shape)
+    (out * Tensor(upstream)).sum().backward()
+    (expected * torch.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("wanted", [(True, False, False), (False, True, True), (False, False, True)])
+def test_causal_tiles_give_only_the_wanted_gradients(wanted):
+    rng = np.random.default_rng(8)
+    tensors = [Tensor(rng.standard_normal((2, 64, 4)), requires_grad=w) for w in wanted]
+    plain = [Tensor(t.data, requires_grad=w) for t, w in zip(tensors, wanted)]
+    out = F.scaled_dot_product_attention(*tensors, is_causal=True)
+    assert out._creator.causal_tiles
+    out.sum().backward()
+    tinydl.manual_seed(0)   # the dense path, through a dropout of probability ~0 (the tiles take no dropout)
+    dense = F.scaled_dot_product_attention(*plain, is_causal=True, dropout_p=1e-300)
+    assert not dense._creator.causal_tiles
+    dense.sum().backward()
+    for a, b, w in zip(tensors, plain, wanted):
+        assert (a.grad is None) == (not w)
+        if w:
+            np.testing.assert_allclose(a.grad.data, b.grad.data, rtol=1e-12, atol=1e-13)

@@ -27,6 +27,7 @@ from typing import Any
 from ..autograd import Function, is_grad_enabled
 from ..backend import device_of, get_array_module
 from ..creation import default_generator
+from ..kernels import causal_attention
 from ..kernels.attention import attention_backward, attention_output, attention_weights_, scaled_transpose
 from ..tensor import Tensor
 from ._device import on_the_inputs_device
@@ -72,14 +73,30 @@ class ScaledDotProductAttention(Function):
     def __init__(self, scale: float, allowed: Any, dropout_p: float, return_weights: bool):
         self.scale, self.allowed, self.dropout_p, self.return_weights = scale, allowed, dropout_p, return_weights
 
+    def _takes_causal_tiles(self, q: Any, k: Any, v: Any, additive_mask: Any) -> bool:
+        """Whether the forward runs in causal query tiles (:mod:`tinydl.kernels.causal_attention`)."""
+        xp = get_array_module(q)
+        length = q.shape[-2]
+        return (xp.__name__ == "numpy" and self.dropout_p == 0 and not self.return_weights
+                and length == k.shape[-2] and length >= causal_attention.MIN_LENGTH
+                and q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
+                and not (additive_mask is not None and self.needs_input_grad[3])
+                and causal_attention.is_causal_mask(xp, length, self.allowed, additive_mask))
+
     def forward(self, q, k, v, additive_mask=None):
+        self.keep = None
+        self.causal_tiles = self._takes_causal_tiles(q, k, v, additive_mask)
+        if self.causal_tiles:
+            output, tiles = causal_attention.causal_forward(q, k, v, self.scale)
+            if any(self.needs_input_grad):
+                self.probabilities, self.output_array = tiles, output
+            return output
         xp = get_array_module(q)
         # a contiguous scale K^T (one small copy, the scale folded into it) makes the product faster than
         # through a transposed view
         scores = q @ scaled_transpose(k, self.scale)
         probabilities = attention_weights_(scores, additive_mask, self.allowed)
         weights = probabilities
-        self.keep = None
         if self.dropout_p > 0:
             generator = default_generator(device_of(q))
             self.keep = generator.random(probabilities.shape, dtype=q.dtype) >= self.dropout_p
@@ -96,8 +113,13 @@ class ScaledDotProductAttention(Function):
         return self._differentiable_backward(grad_output, grad_weights)
 
     def _plain_backward(self, grad_output: Tensor, grad_weights: Tensor | None) -> tuple[Tensor | None, ...]:
-        """The first-order backward on raw arrays, from the stored P and O (:mod:`tinydl.kernels.attention`)."""
+        """The first-order backward on raw arrays, from the stored P (or its causal tiles) and O
+        (:mod:`tinydl.kernels.attention`, :mod:`tinydl.kernels.causal_attention`)."""
         q, k, v = (t.data for t in self.inputs[:3])
+        if self.causal_tiles:
+            grads = causal_attention.causal_backward(q, k, v, self.probabilities, self.output_array,
+                                                     grad_output.data, self.scale, self.needs_input_grad)
+            return tuple(None if g is None else constant(g) for g in grads) + (None,) * (len(self.inputs) - 3)
         xp = get_array_module(q)
         keep = None if self.keep is None else xp.multiply(self.keep, 1 / (1 - self.dropout_p), dtype=q.dtype)
         grads = attention_backward(q, k, v, self.probabilities, self.output_array, grad_output.data,

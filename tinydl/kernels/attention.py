@@ -40,8 +40,8 @@ from .cuda import softmax as fused
 from .cuda.build import can_fuse, contiguous
 from .reductions import max_last_axis
 
-__all__ = ["attention_weights_", "attention_output", "attention_backward", "exp_needs_no_shift", "row_sums",
-           "scaled_transpose"]
+__all__ = ["attention_weights_", "attention_output", "attention_backward", "exp_needs_no_shift", "output_buffer",
+           "row_dot", "row_sums", "scaled_transpose"]
 
 
 def scaled_transpose(x: Any, factor: float) -> Any:
@@ -101,20 +101,27 @@ def attention_weights_(scores: Any, additive_mask: Any = None, allowed: Any = No
     return scores
 
 
+def output_buffer(xp: Any, batch: tuple[int, ...], length: int, features: int, dtype: Any) -> Any:
+    """An uninitialised (*batch, L, Ev) array for the attention output. With a heads axis (batch[-1] = H) its
+    memory is laid out as (..., L, H, Ev), so that the usual merge of the heads, O.transpose(-3, -2).reshape(...,
+    L, H Ev), is a view instead of a copy (PyTorch's CPU attention returns the same layout); products write into
+    it through ``matmul(..., out=)`` (BLAS takes the row stride)."""
+    if not batch:
+        return xp.empty((length, features), dtype=dtype)
+    return xp.swapaxes(xp.empty(batch[:-1] + (length, batch[-1], features), dtype=dtype), -3, -2)
+
+
 def attention_output(weights: Any, v: Any) -> Any:
-    """O = W V (..., L, Ev). On NumPy, with a heads axis (weights and V of the same batch shape (..., H)), O's
-    memory is laid out as (..., L, H, Ev): the product writes through a transposed view of that buffer (BLAS takes
-    the row stride), so the usual merge of the heads, O.transpose(-3, -2).reshape(..., L, H Ev), is a view instead
-    of a copy (PyTorch's CPU attention returns the same layout)."""
+    """O = W V (..., L, Ev); on NumPy, when W and V have the same batch shape, in the layout of
+    :func:`output_buffer`."""
     xp = get_array_module(weights)
-    if xp.__name__ != "numpy" or weights.ndim < 3 or weights.shape[:-2] != v.shape[:-2]:
+    if xp.__name__ != "numpy" or weights.shape[:-2] != v.shape[:-2]:
         return weights @ v
-    shape = weights.shape[:-3] + (weights.shape[-2], weights.shape[-3], v.shape[-1])     # (..., L, H, Ev)
-    output = xp.swapaxes(xp.empty(shape, dtype=xp.result_type(weights, v)), -3, -2)      # seen as (..., H, L, Ev)
+    output = output_buffer(xp, weights.shape[:-2], weights.shape[-2], v.shape[-1], xp.result_type(weights, v))
     return xp.matmul(weights, v, out=output)
 
 
-def _row_dot(a: Any, b: Any) -> Any:
+def row_dot(a: Any, b: Any) -> Any:
     """sum_j a[..., j] b[..., j], keeping the reduced axis, without an a * b temporary."""
     xp = get_array_module(a)
     return xp.einsum("...j,...j->...", a, b)[..., None]
@@ -134,14 +141,14 @@ def attention_backward(q: Any, k: Any, v: Any, probabilities: Any, output: Any, 
     mask_wants_grad = len(needs) == 4 and needs[3]
     folded = 1.0 if mask_wants_grad else scale                  # the factor dS' carries: scale dS, or dS itself
     grad_scores = grad_output @ scaled_transpose(v, folded)     # dP', then dS' in the same buffer
-    row_dot = _row_dot(grad_output, output)
+    correction = row_dot(grad_output, output)                   # D, then D'
     if grad_weights is not None:
         grad_scores += grad_weights if folded == 1.0 else grad_weights * grad_weights.dtype.type(folded)
-        row_dot = row_dot + _row_dot(grad_weights, weights)
+        correction = correction + row_dot(grad_weights, weights)
     if scaled_keep is not None:
         grad_scores *= scaled_keep
-    row_dot *= row_dot.dtype.type(folded)
-    grad_scores -= row_dot
+    correction *= correction.dtype.type(folded)
+    grad_scores -= correction
     grad_scores *= probabilities
     grad_q = grad_k = None
     if needs[0]:
