@@ -16,8 +16,9 @@ instead of L x S):
 
 Only P, O (and the dropout's boolean keep mask) are stored for backward. The plain backward runs on raw arrays
 (:mod:`tinydl.kernels.attention`, which also holds the forward's masked softmax and says how each is made
-fast); a backward that is itself recorded (``create_graph``) is written with tinydl ops, so it is differentiable
-again, and recomputes P as a differentiable function of Q and K.
+fast; with an exact causal mask on the CPU, :mod:`tinydl.kernels.causal_attention` computes and keeps only the
+unmasked query-key tiles); a backward that is itself recorded (``create_graph``) is written with tinydl ops, so
+it is differentiable again, and recomputes P as a differentiable function of Q and K.
 """
 from __future__ import annotations
 
