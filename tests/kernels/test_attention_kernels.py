@@ -142,7 +142,7 @@ def test_causal_masks_are_recognised_exactly():
 
 @pytest.mark.parametrize("length", [64, 70, 128])
 def test_tiles_cover_every_query_once(length):
-    bounds = tile_bounds(length)
+    bounds = tile_bounds(length, 4)
     assert bounds[0][0] == 0 and bounds[-1][1] == length
     assert all(b1 == a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:]))
 

@@ -52,7 +52,7 @@ def is_causal_mask(xp: Any, length: int, allowed: Any = None, additive_mask: Any
     return bool((mask == _causal_additive(xp, length, mask.dtype)).all())
 
 
-def tile_bounds(length: int, tiles: int = TILES) -> list[tuple[int, int]]:
+def tile_bounds(length: int, tiles: int) -> list[tuple[int, int]]:
     """Rows [a, b) of each query tile, as equal as possible."""
     edges = [round(length * t / tiles) for t in range(tiles + 1)]
     return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
@@ -66,7 +66,7 @@ def causal_forward(q: Any, k: Any, v: Any, scale: float) -> tuple[Any, list[Any]
     mask = _causal_additive(xp, length, q.dtype)
     output = output_buffer(xp, q.shape[:-2], length, v.shape[-1], xp.result_type(q, v))
     tiles = []
-    for a, b in tile_bounds(length):
+    for a, b in tile_bounds(length, TILES):
         weights = attention_weights_(q[..., a:b, :] @ key_t[..., :b], mask[a:b, :b])
         xp.matmul(weights, v[..., :b, :], out=output[..., a:b, :])
         tiles.append(weights)
@@ -81,7 +81,7 @@ def causal_backward(q: Any, k: Any, v: Any, tiles: list[Any], output: Any, grad_
     grad_k = xp.zeros(k.shape, dtype=k.dtype) if needs[1] else None
     grad_v = xp.zeros(v.shape, dtype=v.dtype) if needs[2] else None
     value_t = scaled_transpose(v, scale) if needs[0] or needs[1] else None
-    for (a, b), weights in zip(tile_bounds(q.shape[-2]), tiles):
+    for (a, b), weights in zip(tile_bounds(q.shape[-2], TILES), tiles):
         grad_tile = grad_output[..., a:b, :]
         if needs[2]:
             grad_v[..., :b, :] += xp.swapaxes(weights, -1, -2) @ grad_tile
