@@ -54,21 +54,29 @@ class ScaledDotProductAttention(Function):
 
     name = "scaled_dot_product_attention"
 
+    def _score_count(self, q: Any, k: Any) -> int:
+        """Scores computed: L S per batch entry, or only those of the causal tiles."""
+        batch = q.size // (q.shape[-1] * q.shape[-2])
+        if self.causal_tiles:
+            bounds = causal_attention.tile_bounds(q.shape[-2], causal_attention.TILES)
+            return batch * sum((b - a) * b for a, b in bounds)
+        return batch * q.shape[-2] * k.shape[-2]
+
     def flops(self, inputs, outputs):
-        """scale K, Q K^T (2 L S E per batch), the mask, the softmax (5 per score), P V (2 L S Ev)."""
+        """scale K, Q K^T (2 E per score), the mask, the softmax (5 per score), P V (2 Ev per score)."""
         q, k, v = inputs[:3]
-        scores = q.size // q.shape[-1] * k.shape[-2]
+        scores = self._score_count(q, k)
         return (k.size + 2 * scores * q.shape[-1] + (len(inputs) == 4) * scores
                 + 5 * scores + 2 * scores * v.shape[-1])
 
     def backward_flops(self, grad_outputs, grad_inputs):
-        """Of the plain backward on raw arrays: the four products (dV, dO V^T, dQ, dK: 2 L S E each per batch),
-        D (2 L Ev) and the softmax correction P (dP - D) (2 per score); the recorded backward's ops count
-        themselves."""
+        """Of the plain backward on raw arrays: the four products (dV, dO V^T, dQ, dK: 2 E per score each, with
+        Ev = E), D (2 L Ev) and the softmax correction P (dP - D) (2 per score); the recorded backward's ops
+        count themselves."""
         if is_grad_enabled():
             return 0
         q, k, v = self.inputs[:3]
-        scores = q.size // q.shape[-1] * k.shape[-2]
+        scores = self._score_count(q.data, k.data)
         return 4 * scores * q.shape[-1] + 2 * q.size // q.shape[-1] * v.shape[-1] + 2 * scores
 
     def __init__(self, scale: float, allowed: Any, dropout_p: float, return_weights: bool):
