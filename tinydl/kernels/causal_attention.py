@@ -81,7 +81,9 @@ def causal_backward(q: Any, k: Any, v: Any, tiles: list[Any], output: Any, grad_
     grad_k = xp.zeros(k.shape, dtype=k.dtype) if needs[1] else None
     grad_v = xp.zeros(v.shape, dtype=v.dtype) if needs[2] else None
     value_t = scaled_transpose(v, scale) if needs[0] or needs[1] else None
-    for (a, b), weights in zip(tile_bounds(q.shape[-2], TILES), tiles):
+    for weights in tiles:
+        b = weights.shape[-1]                 # the tile's queries [a, b) saw the keys [0, b)
+        a = b - weights.shape[-2]
         grad_tile = grad_output[..., a:b, :]
         if needs[2]:
             grad_v[..., :b, :] += xp.swapaxes(weights, -1, -2) @ grad_tile
