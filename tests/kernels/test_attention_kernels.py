@@ -188,3 +188,16 @@ def test_causal_tiles_give_only_the_wanted_gradients(wanted):
         assert (a.grad is None) == (not w)
         if w:
             np.testing.assert_allclose(a.grad.data, b.grad.data, rtol=1e-12, atol=1e-13)
+
+
+def test_tiles_count_only_the_scores_they_compute_and_broadcast_keys_stay_dense():
+    rng = np.random.default_rng(9)
+    q, k, v = (Tensor(rng.standard_normal((2, 3, 64, 8)), requires_grad=True) for _ in range(3))
+    tiled = F.scaled_dot_product_attention(q, k, v, is_causal=True)._creator
+    shared = Tensor(rng.standard_normal((1, 3, 64, 8)))            # keys shared by the batch: the dense path
+    dense = F.scaled_dot_product_attention(q, shared, shared, is_causal=True)._creator
+    assert tiled.causal_tiles and not dense.causal_tiles
+    arrays = [t.data for t in (q, k, v)]
+    scores = 2 * 3 * 64 * 64
+    assert tiled.flops(arrays, []) - k.size == (5 / 8) * (dense.flops(arrays, []) - k.size)
+    assert tiled._score_count(q.data, k.data) == 5 * scores // 8

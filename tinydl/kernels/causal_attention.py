@@ -28,7 +28,8 @@ from typing import Any
 from ..backend import get_array_module
 from .attention import attention_weights_, output_buffer, row_dot, scaled_transpose
 
-__all__ = ["TILES", "MIN_LENGTH", "is_causal_mask", "tile_bounds", "causal_forward", "causal_backward"]
+__all__ = ["TILES", "MIN_LENGTH", "is_causal_mask", "tile_bounds", "tiled_score_count", "causal_forward",
+           "causal_backward"]
 
 TILES = 4          # query tiles: 5/8 of the dense work; more tiles save less each and make smaller GEMMs
 MIN_LENGTH = 64    # below this, tiles of a few rows cost more in calls than they save
@@ -56,6 +57,11 @@ def tile_bounds(length: int, tiles: int) -> list[tuple[int, int]]:
     """Rows [a, b) of each query tile, as equal as possible."""
     edges = [round(length * t / tiles) for t in range(tiles + 1)]
     return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def tiled_score_count(length: int) -> int:
+    """How many of the L x L scores the tiles compute (per batch entry)."""
+    return sum((b - a) * b for a, b in tile_bounds(length, TILES))
 
 
 def causal_forward(q: Any, k: Any, v: Any, scale: float) -> tuple[Any, list[Any]]:
