@@ -84,15 +84,14 @@ def causal_backward(q: Any, k: Any, v: Any, tiles: list[Any], output: Any, grad_
     """(dQ, dK, dV) from the tiles of :func:`causal_forward`, None where ``needs`` says no gradient is wanted."""
     xp = get_array_module(q)
     grad_q = xp.empty(q.shape, dtype=q.dtype) if needs[0] else None
-    grad_k = xp.zeros(k.shape, dtype=k.dtype) if needs[1] else None
-    grad_v = xp.zeros(v.shape, dtype=v.dtype) if needs[2] else None
+    grad_k = grad_v = None
     value_t = scaled_transpose(v, scale) if needs[0] or needs[1] else None
-    for weights in tiles:
+    for weights in reversed(tiles):           # the last tile sees every key: its products start dK and dV
         b = weights.shape[-1]                 # the tile's queries [a, b) saw the keys [0, b)
         a = b - weights.shape[-2]
         grad_tile = grad_output[..., a:b, :]
         if needs[2]:
-            grad_v[..., :b, :] += xp.swapaxes(weights, -1, -2) @ grad_tile
+            grad_v = _accumulate(grad_v, xp.swapaxes(weights, -1, -2) @ grad_tile)
         if not (needs[0] or needs[1]):
             continue
         grad_scores = grad_tile @ value_t[..., :b]                        # scale dP, then scale dS in place
@@ -103,5 +102,13 @@ def causal_backward(q: Any, k: Any, v: Any, tiles: list[Any], output: Any, grad_
         if needs[0]:
             xp.matmul(grad_scores, k[..., :b, :], out=grad_q[..., a:b, :])
         if needs[1]:
-            grad_k[..., :b, :] += xp.swapaxes(grad_scores, -1, -2) @ q[..., a:b, :]
+            grad_k = _accumulate(grad_k, xp.swapaxes(grad_scores, -1, -2) @ q[..., a:b, :])
     return grad_q, grad_k, grad_v
+
+
+def _accumulate(total: Any, part: Any) -> Any:
+    """total[..., :n, :] += part (n = part's rows), or part itself when there is no total yet."""
+    if total is None:
+        return part
+    total[..., :part.shape[-2], :] += part
+    return total
