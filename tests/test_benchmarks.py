@@ -25,6 +25,12 @@ def test_engine_ab_comparison_runs_against_a_tree():
     assert "chain of 3000 ops" in output and "new/base" in output
 
 
+def test_attention_ab_comparison_runs_against_a_tree():
+    pytest.importorskip("torch")
+    output = run("ab_attention.py", str(BENCHMARKS.parent), "--trials", "1")
+    assert "packed     additive mask" in output and "torch" in output
+
+
 def test_conv_algorithm_ab_comparison_times_both():
     output = run("ab_conv_algorithm.py", "--pairs", "1")
     assert "im2col: median" in output and "auto: median" in output

@@ -3,8 +3,8 @@
 For queries Q (..., L, E), keys K (..., S, E) and values V (..., S, Ev):
 
     scores  S = scale * Q K^T (+ an additive mask; -inf where a boolean mask is False or causality forbids)
-    weights P = softmax(S) along the keys (row-wise, after subtracting each row's maximum, so exp never
-                overflows); a row whose keys are all masked gets P = 0 (not NaN) and zero gradient
+    weights P = softmax(S) along the keys (row-wise, shifted by each row's maximum where exp could otherwise
+                overflow); a row whose keys are all masked gets P = 0 (not NaN) and zero gradient
     dropout P' = P * keep / (1 - p) with keep ~ Bernoulli(1 - p) (only when dropout_p > 0)
     output  O = P' V                                                                      (..., L, Ev)
 
@@ -14,8 +14,11 @@ instead of L x S):
     dV = P'^T dO,   dP = (dO V^T) * keep / (1 - p),   dS = P * (dP - D),
     dQ = scale * dS K,   dK = scale * dS^T Q,   d(additive mask) = dS.
 
-Only P (and the dropout's boolean keep mask) is stored for backward. The backward is written with tinydl ops,
-so it is differentiable again: under ``create_graph`` P is recomputed as a differentiable function of Q and K.
+Only P, O (and the dropout's boolean keep mask) are stored for backward. The plain backward runs on raw arrays
+(:mod:`tinydl.kernels.attention`, which also holds the forward's masked softmax and says how each is made
+fast; with an exact causal mask on the CPU, :mod:`tinydl.kernels.causal_attention` computes and keeps only the
+unmasked query-key tiles); a backward that is itself recorded (``create_graph``) is written with tinydl ops, so
+it is differentiable again, and recomputes P as a differentiable function of Q and K.
 """
 from __future__ import annotations
 
@@ -25,9 +28,8 @@ from typing import Any
 from ..autograd import Function, is_grad_enabled
 from ..backend import device_of, get_array_module
 from ..creation import default_generator
-from ..kernels.cuda import softmax as fused
-from ..kernels.cuda.build import can_fuse, contiguous
-from ..kernels.reductions import max_last_axis
+from ..kernels import causal_attention
+from ..kernels.attention import attention_backward, attention_output, attention_weights_, scaled_transpose
 from ..tensor import Tensor
 from ._device import on_the_inputs_device
 from .activation import softmax
@@ -42,35 +44,6 @@ def causal_mask(xp: Any, query_length: int, key_length: int) -> Any:
     return xp.tril(xp.ones((query_length, key_length), dtype=bool))
 
 
-def _masked_softmax_(scores: Any) -> Any:
-    """Row-wise softmax of ``scores`` in place (rows of -inf give zeros, not NaN); returns ``scores``. One CUDA
-    kernel on a GPU with fusion on (:func:`tinydl.kernels.cuda.softmax.masked_softmax_`)."""
-    if can_fuse(scores) and contiguous(scores):
-        return fused.masked_softmax_(scores)
-    xp = get_array_module(scores)
-    peak = max_last_axis(scores)
-    # masks through where= (elementwise), not peak[mask] = 0: on CuPy a boolean-mask assignment reads the mask's
-    # count back to the host, a synchronisation in every attention layer
-    xp.copyto(peak, 0, where=~xp.isfinite(peak))   # a row that is all -inf: exp(-inf - 0) = 0 everywhere
-    scores -= peak
-    xp.exp(scores, out=scores)
-    total = scores.sum(axis=-1, keepdims=True)
-    xp.copyto(total, 1, where=total == 0)          # the all-masked rows: 0 / 1 = 0
-    scores /= total
-    return scores
-
-
-def _softmax_backward(probabilities: Tensor, grad_probabilities: Tensor, row_dot: Tensor) -> Tensor:
-    """dS = P * (dP - D). Outside create_graph it is computed in place in dP's array (a temporary of the
-    backward, L x S like P), which saves two allocations of that size."""
-    if is_grad_enabled():
-        return probabilities * (grad_probabilities - row_dot)
-    grad_scores = grad_probabilities.data
-    grad_scores -= row_dot.data
-    grad_scores *= probabilities.data
-    return constant(grad_scores)
-
-
 class ScaledDotProductAttention(Function):
     """softmax(scale Q K^T + mask) V, optionally with dropout on the weights; see the module docstring.
 
@@ -81,54 +54,114 @@ class ScaledDotProductAttention(Function):
 
     name = "scaled_dot_product_attention"
 
+    def _score_count(self, q: Any, k: Any) -> int:
+        """Scores computed: L S per batch entry, or only those of the causal tiles."""
+        batch = q.size // (q.shape[-1] * q.shape[-2])
+        if self.causal_tiles:
+            return batch * causal_attention.tiled_score_count(q.shape[-2])
+        return batch * q.shape[-2] * k.shape[-2]
+
     def flops(self, inputs, outputs):
-        """scale Q, Q K^T (2 L S E per batch), the mask, the softmax (5 per score), P V (2 L S Ev)."""
+        """scale K, Q K^T (2 E per score), the mask, the softmax (5 per score), P V (2 Ev per score)."""
         q, k, v = inputs[:3]
-        scores = q.size // q.shape[-1] * k.shape[-2]
-        return (q.size + 2 * scores * q.shape[-1] + (len(inputs) == 4) * scores
+        scores = self._score_count(q, k)
+        return (k.size + 2 * scores * q.shape[-1] + (len(inputs) == 4) * scores
                 + 5 * scores + 2 * scores * v.shape[-1])
 
     def backward_flops(self, grad_outputs, grad_inputs):
-        """The softmax correction (P (dP - D)) on raw arrays: 2 per score; the products count themselves."""
-        q, k = self.inputs[0], self.inputs[1]
-        return 2 * q.size // q.shape[-1] * k.shape[-2]
+        """Of the plain backward on raw arrays: the four products (dV, dO V^T, dQ, dK: 2 E per score each, with
+        Ev = E), D (2 L Ev) and the softmax correction P (dP - D) (2 per score); the recorded backward's ops
+        count themselves."""
+        if is_grad_enabled():
+            return 0
+        q, k, v = self.inputs[:3]
+        scores = self._score_count(q.data, k.data)
+        return 4 * scores * q.shape[-1] + 2 * q.size // q.shape[-1] * v.shape[-1] + 2 * scores
 
     def __init__(self, scale: float, allowed: Any, dropout_p: float, return_weights: bool):
         self.scale, self.allowed, self.dropout_p, self.return_weights = scale, allowed, dropout_p, return_weights
 
-    def forward(self, q, k, v, additive_mask=None):
+    def _takes_causal_tiles(self, q: Any, k: Any, v: Any, additive_mask: Any) -> bool:
+        """Whether the forward runs in causal query tiles (:mod:`tinydl.kernels.causal_attention`)."""
         xp = get_array_module(q)
-        # a contiguous K^T (a small copy) makes the product faster than through a transposed view
-        scores = (q * q.dtype.type(self.scale)) @ xp.ascontiguousarray(xp.swapaxes(k, -1, -2))
-        if additive_mask is not None:
-            scores += additive_mask
-        if self.allowed is not None:
-            xp.copyto(scores, q.dtype.type(-math.inf), where=~self.allowed)
-        probabilities = _masked_softmax_(scores)
-        weights = probabilities
+        length = q.shape[-2]
+        return (xp.__name__ == "numpy" and self.dropout_p == 0 and not self.return_weights
+                and length == k.shape[-2] and length >= causal_attention.MIN_LENGTH
+                and q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
+                and not (additive_mask is not None and self.needs_input_grad[3])
+                and causal_attention.is_causal_mask(xp, length, self.allowed, additive_mask))
+
+    def forward(self, q, k, v, additive_mask=None):
         self.keep = None
+        self.causal_tiles = self._takes_causal_tiles(q, k, v, additive_mask)
+        if self.causal_tiles:
+            output, tiles = causal_attention.causal_forward(q, k, v, self.scale)
+            if any(self.needs_input_grad):
+                self.probabilities, self.output_array = tiles, output
+            return output
+        xp = get_array_module(q)
+        # a contiguous scale K^T (one small copy, the scale folded into it) makes the product faster than
+        # through a transposed view
+        scores = q @ scaled_transpose(k, self.scale)
+        probabilities = attention_weights_(scores, additive_mask, self.allowed)
+        weights = probabilities
         if self.dropout_p > 0:
             generator = default_generator(device_of(q))
             self.keep = generator.random(probabilities.shape, dtype=q.dtype) >= self.dropout_p
             weights = probabilities * xp.multiply(self.keep, 1 / (1 - self.dropout_p), dtype=q.dtype)
-        output = weights @ v
+        output = attention_output(weights, v)
         if any(self.needs_input_grad):
             self.probabilities, self.output_array = probabilities, output
         return (output, weights) if self.return_weights else output
 
     # ---------------------------------------------------------------------------------------- backward
-    def _scaled_keep(self, dtype: Any) -> Tensor | None:
-        """keep / (1 - p), the factor the dropout multiplied the weights by (None without dropout)."""
-        if self.keep is None:
-            return None
-        xp = get_array_module(self.keep)
-        return constant(xp.multiply(self.keep, 1 / (1 - self.dropout_p), dtype=dtype))
-
-    def _probabilities(self) -> Tensor:
-        """P as a Tensor: the stored array, or, when the backward itself is being recorded (create_graph),
-        P recomputed from Q, K (and the additive mask) with differentiable ops."""
+    def backward(self, grad_output, grad_weights=None):
         if not is_grad_enabled():
-            return constant(self.probabilities)
+            return self._plain_backward(grad_output, grad_weights)
+        return self._differentiable_backward(grad_output, grad_weights)
+
+    def _plain_backward(self, grad_output: Tensor, grad_weights: Tensor | None) -> tuple[Tensor | None, ...]:
+        """The first-order backward on raw arrays, from the stored P (or its causal tiles) and O
+        (:mod:`tinydl.kernels.attention`, :mod:`tinydl.kernels.causal_attention`)."""
+        q, k, v = (t.data for t in self.inputs[:3])
+        if self.causal_tiles:
+            grads = causal_attention.causal_backward(q, k, v, self.probabilities, self.output_array,
+                                                     grad_output.data, self.scale, self.needs_input_grad)
+            return tuple(None if g is None else constant(g) for g in grads) + (None,) * (len(self.inputs) - 3)
+        xp = get_array_module(q)
+        keep = None if self.keep is None else xp.multiply(self.keep, 1 / (1 - self.dropout_p), dtype=q.dtype)
+        grads = attention_backward(q, k, v, self.probabilities, self.output_array, grad_output.data,
+                                   None if grad_weights is None else grad_weights.data, keep, self.scale,
+                                   self.needs_input_grad)
+        return tuple(None if g is None else constant(g) for g in grads[:len(self.inputs)])
+
+    def _differentiable_backward(self, grad_output: Tensor, grad_weights: Tensor | None
+                                 ) -> tuple[Tensor | None, ...]:
+        """The backward written with tinydl ops, for a backward that is itself recorded (create_graph): P is
+        recomputed as a differentiable function of Q, K (and the additive mask), and D = rowsum(dP * P) is
+        taken in its direct form, in which every factor is differentiable."""
+        q, k, v = self.inputs[:3]
+        needs = self.needs_input_grad
+        probabilities = self._recomputed_probabilities()
+        keep = None if self.keep is None else constant(
+            get_array_module(self.keep).multiply(self.keep, 1 / (1 - self.dropout_p), dtype=q.dtype))
+        weights = probabilities if keep is None else probabilities * keep
+        grad_v = weights.mT @ grad_output if needs[2] else None
+        if not (needs[0] or needs[1] or (len(needs) == 4 and needs[3])):
+            return (None, None, grad_v) + (None,) * (len(needs) - 3)
+        grad_weights_total = grad_output @ v.mT
+        if grad_weights is not None:
+            grad_weights_total = grad_weights_total + grad_weights
+        grad_probabilities = grad_weights_total if keep is None else grad_weights_total * keep
+        row_dot = sum(grad_probabilities * probabilities, -1, keepdim=True)
+        grad_scores = probabilities * (grad_probabilities - row_dot)
+        grad_q = (grad_scores @ k) * self.scale if needs[0] else None
+        grad_k = (grad_scores.mT @ q) * self.scale if needs[1] else None
+        grad_mask = grad_scores if len(needs) == 4 and needs[3] else None
+        return grad_q, grad_k, grad_v, grad_mask
+
+    def _recomputed_probabilities(self) -> Tensor:
+        """P recomputed from Q, K (and the additive mask) with differentiable ops."""
         q, k = self.inputs[0], self.inputs[1]
         scores = (q * self.scale) @ k.mT
         if len(self.inputs) == 4:
@@ -141,38 +174,6 @@ class ScaledDotProductAttention(Function):
         zero = constant(xp.zeros((), dtype=scores.dtype))
         probabilities = softmax(where(dead_rows, zero, scores), -1)
         return where(dead_rows, zero, probabilities)
-
-    def _row_dot(self, grad_output: Tensor, grad_weights: Tensor | None, weights: Tensor,
-                 grad_probabilities: Tensor, probabilities: Tensor) -> Tensor:
-        """D = rowsum(dP * P), the softmax's correction term. Equal to rowsum(dO * O) (+ rowsum(dW * W) when the
-        weights have a gradient of their own), which reads L x Ev numbers instead of L x S; the backward being
-        recorded (create_graph) uses the direct form, in which every factor is differentiable."""
-        if is_grad_enabled():
-            return sum(grad_probabilities * probabilities, -1, keepdim=True)
-        row_dot = sum(grad_output * constant(self.output_array), -1, keepdim=True)
-        if grad_weights is not None:
-            row_dot = row_dot + sum(grad_weights * weights, -1, keepdim=True)
-        return row_dot
-
-    def backward(self, grad_output, grad_weights=None):
-        q, k, v = self.inputs[:3]
-        needs = self.needs_input_grad
-        probabilities = self._probabilities()
-        keep = self._scaled_keep(probabilities.dtype)
-        weights = probabilities if keep is None else probabilities * keep
-        grad_v = weights.mT @ grad_output if needs[2] else None
-        if not (needs[0] or needs[1] or (len(needs) == 4 and needs[3])):
-            return (None, None, grad_v) + (None,) * (len(needs) - 3)
-        grad_weights_total = grad_output @ v.mT
-        if grad_weights is not None:
-            grad_weights_total = grad_weights_total + grad_weights
-        grad_probabilities = grad_weights_total if keep is None else grad_weights_total * keep
-        row_dot = self._row_dot(grad_output, grad_weights, weights, grad_probabilities, probabilities)
-        grad_scores = _softmax_backward(probabilities, grad_probabilities, row_dot)
-        grad_q = (grad_scores @ k) * self.scale if needs[0] else None
-        grad_k = (grad_scores.mT @ q) * self.scale if needs[1] else None
-        grad_mask = grad_scores if len(needs) == 4 and needs[3] else None
-        return grad_q, grad_k, grad_v, grad_mask
 
 
 # -------------------------------------------------------------------------------------------- validation

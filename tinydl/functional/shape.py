@@ -122,7 +122,12 @@ class Concatenate(Function):
         self.bounds = [0]
         for x in xs:
             self.bounds.append(self.bounds[-1] + x.shape[self.dim])
-        return get_array_module(xs[0]).concatenate(xs, axis=self.dim)
+        # into a C-contiguous array: concatenate would otherwise copy the inputs' axis order, and a cat of
+        # transposed views (the head gradients of attention) would come out transposed, so that the reshape
+        # after it copies everything a second time
+        xp = get_array_module(xs[0])
+        shape = xs[0].shape[:self.dim] + (self.bounds[-1],) + xs[0].shape[self.dim + 1:]
+        return xp.concatenate(xs, axis=self.dim, out=xp.empty(shape, dtype=xp.result_type(*xs)))
 
     def backward(self, gy):
         lead = (slice(None),) * self.dim

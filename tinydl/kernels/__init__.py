@@ -11,6 +11,8 @@ once), the kernel asks :mod:`tinydl.kernels.chunking`, never the caller.
 * :mod:`.pooling`: max and average pooling over windows, forward and backward.
 * :mod:`.activation`, :mod:`.softmax`, :mod:`.recurrent`: GELU, softmax/log-softmax and the GRU gate maths on raw
   arrays.
+* :mod:`.attention`, :mod:`.causal_attention`: scaled dot-product attention's masked softmax and plain backward,
+  and its causal form in query tiles that skips the masked blocks.
 * :mod:`.cuda`: the fused CUDA kernels, each the fast twin of a plain path above (or in the op that calls it),
   used for CuPy arrays while the fusion switch (:func:`tinydl.backend.fused_kernels_enabled`) is on.
 """

@@ -120,13 +120,19 @@ class MultiheadAttention(Module):
 
     # ------------------------------------------------------------------------------------------ forward
     def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Q, K, V = the inputs times W_q, W_k, W_v (plus biases); one product for self-attention."""
+        """Q, K, V = the inputs times W_q, W_k, W_v (plus biases), split into heads (N, heads, length, head_dim).
+
+        Self-attention makes one product, (N, L, 3E) = [Q | K | V], and takes the three as views of it through
+        (N, L, 3, heads, head_dim): their gradients then meet in one copy (the backward of the split, a ``cat``
+        along the axis of 3) instead of a copy each back to (N, L, E) and a ``cat`` of those."""
         weight, bias = self.in_proj_weight, self.in_proj_bias
         if query is key and key is value:
-            return F.chunk(F.linear(query, weight, bias), 3, -1)
+            packed = F.linear(query, weight, bias)
+            packed = packed.reshape(packed.shape[0], packed.shape[1], 3, self.num_heads, self.head_dim)
+            return tuple(part.squeeze(2).transpose(1, 2) for part in F.split(packed, 1, 2))
         weights = F.chunk(weight, 3, 0)
         biases = F.chunk(bias, 3, 0) if bias is not None else (None,) * 3
-        return tuple(F.linear(x, w, b) for x, w, b in zip((query, key, value), weights, biases))
+        return tuple(self._split_heads(F.linear(x, w, b)) for x, w, b in zip((query, key, value), weights, biases))
 
     def _split_heads(self, x: Tensor) -> Tensor:
         """(N, length, E) -> (N, heads, length, head_dim)."""
@@ -150,7 +156,7 @@ class MultiheadAttention(Module):
         if causal and key_padding_mask is not None:  # the causal mask has to be merged with the padding mask
             attn_mask, causal = constant(~causal_mask(get_array_module(query.data), length, source)), False
         mask = self._merged_mask(key_padding_mask, attn_mask, batch, length, source, query.dtype)
-        q, k, v = (self._split_heads(t) for t in self._project(query, key, value))
+        q, k, v = self._project(query, key, value)
         result = F.scaled_dot_product_attention(q, k, v, mask, dropout_p=self.dropout if self.training else 0.0,
                                                 is_causal=causal, need_weights=need_weights)
         heads, weights = result if need_weights else (result, None)
