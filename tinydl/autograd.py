@@ -119,7 +119,7 @@ class Function:
     saved_inputs: tuple[int, ...] | None = None
     saves_outputs = True
     returns_view = False
-    _saved_versions: list[int] | None = None
+    _saved_versions: tuple[int, ...] | None = None
 
     @property
     def name(self) -> str:

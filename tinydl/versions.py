@@ -110,9 +110,13 @@ def in_graph_view(tensor: "Tensor") -> bool:
 
 
 # ----------------------------------------------------------------------------------------- saving and checking
-def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> list[int]:
+def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> tuple[int, ...]:
     """The version of each tensor that ``function``'s backward will read, then the global count of changes, now
-    (the engine keeps it for :func:`check`). Called for every op that records the graph, so written for speed."""
+    (the engine keeps it for :func:`check`). Called for every op that records the graph, so written for speed.
+
+    A tuple, not a list: a tuple of ints is dropped from the cyclic garbage collector's tracking at the first
+    collection it survives, and every object the collector still tracks is one more that each full collection
+    walks; a graph of 10,000 ops is walked several times while it is built (see ``bench_overhead.py``)."""
     indices = function.saved_inputs
     if indices is None:
         versions = [0 if tensor._versions is None else tensor._versions.value for tensor in inputs]
@@ -127,7 +131,7 @@ def record(function: "Function", inputs: Sequence["Tensor"], outputs: Any) -> li
         else:
             versions.append(0 if outputs._versions is None else outputs._versions.value)
     versions.append(_changes)
-    return versions
+    return tuple(versions)
 
 
 def check(function: "Function") -> None:
@@ -139,7 +143,7 @@ def check(function: "Function") -> None:
     saved = inputs if indices is None else [inputs[i] for i in indices if i < len(inputs)]
     if function.saves_outputs:
         saved = [*saved, *[reference() for reference in function._outputs]]
-    now = [0 if tensor is None or tensor._versions is None else tensor._versions.value for tensor in saved]
+    now = tuple([0 if tensor is None or tensor._versions is None else tensor._versions.value for tensor in saved])
     if now == function._saved_versions[:-1]:
         return
     for tensor, then, current in zip(saved, function._saved_versions[:-1], now):
