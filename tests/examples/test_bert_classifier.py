@@ -1,34 +1,24 @@
 """The BERT-style classifier example end to end on a tiny fake news corpus (seconds per run)."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from example_scripts import load_example
 
 import tinydl
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TOPICS = {"markets": ["shares", "profit", "bank", "rates"], "football": ["goal", "match", "league", "coach"],
           "gadgets": ["phone", "chip", "software", "screen"]}
 FILLER = ["the", "a", "said", "on", "with", "year", "new", "people"]
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve the annotations of a module by its name
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def example():
-    load("char_rnn")
-    return load("bert_classifier")
+    load_example("char_rnn")
+    return load_example("bert_classifier")
 
 
 @pytest.fixture(scope="module")

@@ -1,29 +1,23 @@
 """The character RNN example end to end on a tiny generated text (seconds per run)."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from example_scripts import load_example
 
 import tinydl
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "char_rnn.py"
 FINAL_LINE = re.compile(r"validation loss: (\d+\.\d{4}) nats \((\d+\.\d{3}) bits/char\)")
 TINY = ("--hidden-size", "24", "--seq-len", "12", "--batch-size", "4", "--sample-length", "20")
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("char_rnn", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["char_rnn"] = module  # dataclasses resolve the annotations of a module by its name
-    spec.loader.exec_module(module)
-    return module
+    return load_example("char_rnn")
 
 
 @pytest.fixture(scope="module")

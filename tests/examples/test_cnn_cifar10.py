@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from example_scripts import load_example
 
 import tinydl
 from tinydl.testing.mpi import mpi_missing, run_mpi
@@ -20,11 +21,7 @@ TRAIN_PER_FILE, TEST_COUNT = 26, 64  # 5 training files: 130 training images
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("cnn_cifar10", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_example("cnn_cifar10")
 
 
 def write_cifar_file(path: Path, count: int, rng: np.random.Generator) -> None:

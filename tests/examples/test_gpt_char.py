@@ -1,34 +1,24 @@
 """The character GPT example end to end on a tiny generated text (seconds per run)."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from example_scripts import load_example
 
 import tinydl
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FINAL_LINE = re.compile(r"validation loss: (\d+\.\d{4}) nats \((\d+\.\d{3}) bits/char\)")
 TINY = ("--d-model", "32", "--layers", "2", "--seq-len", "16", "--batch-size", "4", "--sample-length", "10")
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve the annotations of a module by its name
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def example():
-    load("char_rnn")
-    return load("gpt_char")
+    load_example("char_rnn")
+    return load_example("gpt_char")
 
 
 @pytest.fixture(scope="module")

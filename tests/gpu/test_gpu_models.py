@@ -1,12 +1,10 @@
 """Every nn module, the optimizers and schedulers, save/load, gradcheck and one training step of each example
 model give on the GPU what they give on the CPU (float64, so the comparison is to rounding)."""
-import importlib.util
 import inspect
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from example_scripts import load_example
 
 import tinydl
 import tinydl.functional as F
@@ -157,38 +155,26 @@ def test_gradcheck_on_a_gpu_tensor():
 
 
 # ---------------------------------------------------------------------------------------- the example models
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def example(name):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses resolve annotations by module name
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def cnn():
-    return example("cnn_cifar10").Net(), (floats(2, 3, 32, 32).astype(np.float32),), ids(10, 2)
+    return load_example("cnn_cifar10").Net(), (floats(2, 3, 32, 32).astype(np.float32),), ids(10, 2)
 
 
 def char_rnn():
-    module = example("char_rnn")
+    module = load_example("char_rnn")
     recipe = module.Recipe(embedding_dim=8, hidden_size=12)
     model = module.CharRNN(11, "lstm", recipe)
     return _Logits(model), (ids(11, 2, 6),), ids(11, 2, 6)
 
 
 def gpt():
-    example("char_rnn")
-    module = example("gpt_char")
+    load_example("char_rnn")
+    module = load_example("gpt_char")
     recipe = module.Recipe(d_model=16, num_heads=2, num_layers=2, dim_feedforward=32, context=8)
     return module.GPT(11, recipe), (ids(11, 2, 6),), ids(11, 2, 6)
 
 
 def bert():
-    module = example("bert_classifier")
+    module = load_example("bert_classifier")
     recipe = module.Recipe(d_model=16, num_heads=2, num_layers=1, dim_feedforward=32, max_length=8, dropout=0.0)
     padding = np.zeros((2, 6), dtype=bool)
     padding[1, 4:] = True
