@@ -64,15 +64,34 @@ extern "C" __global__ void lstm_backward(const real* activated, const real* c_pr
     }
 }
 
+// GRU unit j of sample b: its three gates sit at row + j, row + H + j, row + 2H + j with row = b * 3H.
+// r, z, n and b_n from the input projections a and the hidden projections bh:
+__device__ __forceinline__ void gru_activate(const real* a, const real* bh, long long row, long long j,
+                                             long long hidden, real* r, real* z, real* n, real* hn) {
+    *r = sigmoid_of(a[row + j] + bh[row + j]);
+    *z = sigmoid_of(a[row + hidden + j] + bh[row + hidden + j]);
+    *hn = bh[row + 2 * hidden + j];
+    *n = tanh(a[row + 2 * hidden + j] + *r * *hn);
+}
+
+// The gradients of the unit's pre-activations from g = dL/dh' (the module docstring's backward formulas):
+// into both projections (the n gate's hidden share scaled by r); the caller writes dh = g z.
+__device__ __forceinline__ void gru_gate_gradients(real g, real h, real r, real z, real n, real hn,
+                                                   long long row, long long j, long long hidden,
+                                                   real* grad_a, real* grad_b) {
+    real dn = g * ((real)1 - z) * ((real)1 - n * n);
+    real dz = g * (h - n) * z * ((real)1 - z);
+    real dr = dn * hn * r * ((real)1 - r);
+    grad_a[row + j] = dr; grad_a[row + hidden + j] = dz; grad_a[row + 2 * hidden + j] = dn;
+    grad_b[row + j] = dr; grad_b[row + hidden + j] = dz; grad_b[row + 2 * hidden + j] = dn * r;
+}
+
 extern "C" __global__ void gru_forward(const real* a, const real* bh, const real* h, real* h_next,
                                        long long batch, long long hidden) {
     FOR_EACH_INDEX(k, batch * hidden) {
-        long long b = k / hidden, j = k % hidden;
-        const real* ar = a + b * 3 * hidden;
-        const real* br = bh + b * 3 * hidden;
-        real r = sigmoid_of(ar[j] + br[j]);
-        real z = sigmoid_of(ar[hidden + j] + br[hidden + j]);
-        real n = tanh(ar[2 * hidden + j] + r * br[2 * hidden + j]);
+        long long row = k / hidden * 3 * hidden, j = k % hidden;
+        real r, z, n, hn;
+        gru_activate(a, bh, row, j, hidden, &r, &z, &n, &hn);
         h_next[k] = n + z * (h[k] - n);
     }
 }
@@ -81,19 +100,11 @@ extern "C" __global__ void gru_backward(const real* a, const real* bh, const rea
                                         real* grad_a, real* grad_b, real* grad_h, long long batch,
                                         long long hidden) {
     FOR_EACH_INDEX(k, batch * hidden) {
-        long long b = k / hidden, j = k % hidden;
-        long long base = b * 3 * hidden;
-        real r = sigmoid_of(a[base + j] + bh[base + j]);
-        real z = sigmoid_of(a[base + hidden + j] + bh[base + hidden + j]);
-        real hn = bh[base + 2 * hidden + j];
-        real n = tanh(a[base + 2 * hidden + j] + r * hn);
-        real g = grad[k];
-        real dn = g * ((real)1 - z) * ((real)1 - n * n);
-        real dz = g * (h[k] - n) * z * ((real)1 - z);
-        real dr = dn * hn * r * ((real)1 - r);
-        grad_a[base + j] = dr; grad_a[base + hidden + j] = dz; grad_a[base + 2 * hidden + j] = dn;
-        grad_b[base + j] = dr; grad_b[base + hidden + j] = dz; grad_b[base + 2 * hidden + j] = dn * r;
-        grad_h[k] = g * z;
+        long long row = k / hidden * 3 * hidden, j = k % hidden;
+        real r, z, n, hn;
+        gru_activate(a, bh, row, j, hidden, &r, &z, &n, &hn);
+        gru_gate_gradients(grad[k], h[k], r, z, n, hn, row, j, hidden, grad_a, grad_b);
+        grad_h[k] = grad[k] * z;
     }
 }
 
@@ -102,13 +113,10 @@ extern "C" __global__ void gru_sequence_forward(const real* a, const real* bh, c
                                                 real* hidden_n, real* h_next, int store_hidden_n,
                                                 long long batch, long long hidden) {
     FOR_EACH_INDEX(k, batch * hidden) {
-        long long b = k / hidden, j = k % hidden;
-        long long base = b * 3 * hidden;
-        real r = sigmoid_of(a[base + j] + bh[base + j]);
-        real z = sigmoid_of(a[base + hidden + j] + bh[base + hidden + j]);
-        real hn = bh[base + 2 * hidden + j];
-        real n = tanh(a[base + 2 * hidden + j] + r * hn);
-        activated[base + j] = r; activated[base + hidden + j] = z; activated[base + 2 * hidden + j] = n;
+        long long row = k / hidden * 3 * hidden, j = k % hidden;
+        real r, z, n, hn;
+        gru_activate(a, bh, row, j, hidden, &r, &z, &n, &hn);
+        activated[row + j] = r; activated[row + hidden + j] = z; activated[row + 2 * hidden + j] = n;
         if (store_hidden_n) hidden_n[k] = hn;
         h_next[k] = n + z * (h[k] - n);
     }
@@ -120,16 +128,10 @@ extern "C" __global__ void gru_sequence_backward(const real* activated, const re
                                                  const real* grad, real* grad_a, real* grad_b, real* grad_h,
                                                  long long batch, long long hidden) {
     FOR_EACH_INDEX(k, batch * hidden) {
-        long long b = k / hidden, j = k % hidden;
-        long long base = b * 3 * hidden;
-        real r = activated[base + j], z = activated[base + hidden + j], n = activated[base + 2 * hidden + j];
-        real g = grad[k];
-        real dn = g * ((real)1 - z) * ((real)1 - n * n);
-        real dz = g * (h[k] - n) * z * ((real)1 - z);
-        real dr = dn * hidden_n[k] * r * ((real)1 - r);
-        grad_a[base + j] = dr; grad_a[base + hidden + j] = dz; grad_a[base + 2 * hidden + j] = dn;
-        grad_b[base + j] = dr; grad_b[base + hidden + j] = dz; grad_b[base + 2 * hidden + j] = dn * r;
-        grad_h[k] = g * z;
+        long long row = k / hidden * 3 * hidden, j = k % hidden;
+        real r = activated[row + j], z = activated[row + hidden + j], n = activated[row + 2 * hidden + j];
+        gru_gate_gradients(grad[k], h[k], r, z, n, hidden_n[k], row, j, hidden, grad_a, grad_b);
+        grad_h[k] = grad[k] * z;
     }
 }
 """)
