@@ -85,8 +85,8 @@ class ScaledDotProductAttention(Function):
         """Whether the forward runs in causal query tiles (:mod:`tinydl.kernels.causal_attention`)."""
         xp = get_array_module(q)
         length = q.shape[-2]
-        return (xp.__name__ == "numpy" and self.dropout_p == 0 and not self.return_weights
-                and length == k.shape[-2] and length >= causal_attention.MIN_LENGTH
+        return (causal_attention.tiles_pay(xp, length) and self.dropout_p == 0 and not self.return_weights
+                and length == k.shape[-2]
                 and q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
                 and not (additive_mask is not None and self.needs_input_grad[3])
                 and causal_attention.is_causal_mask(xp, length, self.allowed, additive_mask))

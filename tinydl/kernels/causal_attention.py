@@ -28,11 +28,17 @@ from typing import Any
 from ..backend import get_array_module
 from .attention import attention_weights_, output_buffer, row_dot, scaled_transpose
 
-__all__ = ["TILES", "MIN_LENGTH", "is_causal_mask", "tile_bounds", "tiled_score_count", "causal_forward",
-           "causal_backward"]
+__all__ = ["TILES", "MIN_LENGTH", "tiles_pay", "is_causal_mask", "tile_bounds", "tiled_score_count",
+           "causal_forward", "causal_backward"]
 
 TILES = 4          # query tiles: 5/8 of the dense work; more tiles save less each and make smaller GEMMs
 MIN_LENGTH = 64    # below this, tiles of a few rows cost more in calls than they save
+
+
+def tiles_pay(xp: Any, length: int) -> bool:
+    """Whether query tiles beat the dense scores for sequences of ``length``: on NumPy from :data:`MIN_LENGTH` on
+    (a GPU prefers one large kernel to a few smaller ones)."""
+    return xp.__name__ == "numpy" and length >= MIN_LENGTH
 
 
 def _causal_additive(xp: Any, length: int, dtype: Any) -> Any:
