@@ -172,6 +172,26 @@ def test_causal_tiles_match_pytorch(length, mask):
         np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def test_second_derivatives_through_causal_tiles_match_pytorch():
+    """The forward in tiles, then a recorded backward (create_graph), which recomputes P densely from Q and K."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    arrays = [rng.standard_normal((2, 64, 3)) for _ in range(3)]
+    upstream = rng.standard_normal((2, 64, 3))
+    ours = [Tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = F.scaled_dot_product_attention(*ours, is_causal=True)
+    assert out._creator.causal_tiles
+    (grad_q,) = tinydl.grad((out * Tensor(upstream)).sum(), ours[0], create_graph=True)
+    (grad_q * grad_q).sum().backward()
+    expected = torch.nn.functional.scaled_dot_product_attention(*theirs, is_causal=True)
+    (expected_q,) = torch.autograd.grad((expected * torch.tensor(upstream)).sum(), theirs[0], create_graph=True)
+    (expected_q * expected_q).sum().backward()
+    np.testing.assert_allclose(grad_q.data, expected_q.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("wanted", [(True, False, False), (False, True, True), (False, False, True)])
 def test_causal_tiles_give_only_the_wanted_gradients(wanted):
     rng = np.random.default_rng(8)
