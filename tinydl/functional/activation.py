@@ -48,7 +48,10 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
-    """y = max(x, 0);  dx = gy * [x > 0]."""
+    """y = max(x, 0);  dx = gy * [x > 0].
+
+    The plain backward multiplies the raw arrays, float by bool, in one pass; as a tinydl op (when the backward
+    is itself being differentiated) the mask would first be cast to a float array of the input's size."""
 
     saved_inputs, saves_outputs = (), False
     flops = elementwise(1)  # a comparison
@@ -59,6 +62,8 @@ class Relu(Function):
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
+        if not is_grad_enabled():
+            return Tensor._from_array(get_array_module(gy.data).multiply(gy.data, self.mask))
         return gy * constant(self.mask)
 
 

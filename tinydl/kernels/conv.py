@@ -35,6 +35,7 @@ from ..backend import get_array_module
 from .chunking import batch_chunks
 from .geometry import Conv2dGeometry
 from .im2col import add_patches, image_patches, planar_patches, spare_rows
+from .scratch import scratch
 from .winograd import (TILES, WinogradTile, unsupported_reason, winograd_forward, winograd_input_grad,
                        winograd_weight_grad)
 
@@ -139,14 +140,14 @@ class _Layout:
         chunk = self.chunks[0].stop if self.chunks else 0
         padded_h, padded_w = geometry.padded_size(self.height, self.width)
         self._padded_shape = (chunk, padded_h + spare_rows(geometry), padded_w, self.channels)
-        self.patch_buffer = xp.empty(chunk * patch_numbers, dtype)
-        self.channel_buffer = xp.empty(chunk * channel_numbers, dtype)
+        self.patch_buffer = scratch(xp, "conv.patches", (chunk * patch_numbers,), dtype)
+        self.channel_buffer = scratch(xp, "conv.channel_major", (chunk * channel_numbers,), dtype)
 
     @functools.cached_property
     def padded(self) -> Any:
         """The zero-bordered channels-last scratch images of the plain path (allocated when first needed: the
         fused CUDA kernels read and write NCHW directly)."""
-        return self.xp.zeros(self._padded_shape, self.patch_buffer.dtype)
+        return scratch(self.xp, "conv.padded_images", self._padded_shape, self.patch_buffer.dtype, zeroed=True)
 
     def padded_images(self, n: int) -> Callable[[], Any]:
         """The first ``n`` scratch images, as the callable that :func:`image_patches` and :func:`add_patches` ask
@@ -264,44 +265,51 @@ def _planar_pays(xp: Any, input_shape: Sequence[int], geometry: Conv2dGeometry, 
 
 class _PlanarLayout:
     """A one-group convolution in the planar layout: per chunk of n images, the patches as (n, K, L) with
-    K = C*kh*kw in the weight's own (c, i, j) order, and the zero-bordered NCHW scratch images they come from."""
+    K = C*kh*kw in the weight's own (c, i, j) order, and the zero-bordered NCHW scratch images they come from.
+    With ``ones_row`` each image's patch matrix has one more row, all ones, after its K rows (n, K + 1, L): the
+    row that multiplies the bias when it is appended to the weight as one more column."""
 
     def __init__(self, xp: Any, input_shape: Sequence[int], weight_shape: Sequence[int],
-                 geometry: Conv2dGeometry, dtype: Any):
+                 geometry: Conv2dGeometry, dtype: Any, ones_row: bool = False):
         self.xp, self.geometry = xp, geometry
         batch, channels, self.height, self.width = input_shape
         self.out_channels, _, kernel_h, kernel_w = weight_shape
         self.out_h, self.out_w = geometry.output_size(self.height, self.width, (kernel_h, kernel_w))
         self.patch, self.positions = channels * kernel_h * kernel_w, self.out_h * self.out_w       # K, L
         padded_h, padded_w = geometry.padded_size(self.height, self.width)
-        per_image = (self.patch * self.positions + channels * padded_h * padded_w) * dtype.itemsize
+        rows = self.patch + ones_row
+        per_image = (rows * self.positions + channels * padded_h * padded_w) * dtype.itemsize
         self.chunks = list(batch_chunks(batch, per_image, xp))
         chunk = self.chunks[0].stop if self.chunks else 0
-        self.padded = xp.zeros((chunk, channels, padded_h, padded_w), dtype)
-        self.cols = xp.empty((chunk, channels, kernel_h, kernel_w, self.out_h, self.out_w), dtype)
+        self.padded = scratch(xp, "conv.padded_images", (chunk, channels, padded_h, padded_w), dtype, zeroed=True)
+        self.cols = scratch(xp, "conv.patches", (chunk, rows, self.positions), dtype)
+        self.cols[:, self.patch:] = 1
+        self._patch_shape = (channels, kernel_h, kernel_w, self.out_h, self.out_w)
 
     def patches(self, x: Any, part: slice) -> Any:
-        """The patches of images ``part`` of ``x``, (n, K, L)."""
+        """The patches of images ``part`` of ``x``, (n, K, L), or (n, K + 1, L) with the ones row."""
         n = part.stop - part.start
         (top, _), (left, _) = self.geometry.padding
         padded = self.padded[:n]
         padded[:, :, top:top + self.height, left:left + self.width] = x[part]
-        return planar_patches(padded, self.geometry, self.cols[:n]).reshape(
-            n, self.patch, self.positions)
+        planar_patches(padded, self.geometry, self.cols[:n, :self.patch].reshape((n,) + self._patch_shape))
+        return self.cols[:n]
 
 
 def planar_forward(x: Any, weight: Any, bias: Any, geometry: Conv2dGeometry) -> Any:
     """y[b] (O x L) = W (O x K) @ cols[b] (K x L) + bias, one product per image written straight into y's
-    NCHW memory (no channel-major scratch matrix to copy back)."""
+    NCHW memory (no channel-major scratch matrix to copy back). The bias rides in the product,
+    y[b] = [W | bias] (O x K+1) @ [cols[b]; ones] (K+1 x L), which spares a pass over y (1.9 of 7.4 ms for the
+    CNN's first layer at batch 64)."""
     xp = get_array_module(x)
-    layout = _PlanarLayout(xp, x.shape, weight.shape, geometry, x.dtype)
+    layout = _PlanarLayout(xp, x.shape, weight.shape, geometry, x.dtype, ones_row=bias is not None)
     rows = weight.reshape(layout.out_channels, layout.patch)
+    if bias is not None:
+        rows = xp.concatenate([rows, bias.reshape(layout.out_channels, 1)], axis=1)
     y = xp.empty((x.shape[0], layout.out_channels, layout.out_h, layout.out_w), x.dtype)
     for part in layout.chunks:
         images = y[part].reshape(-1, layout.out_channels, layout.positions)
         xp.matmul(rows, layout.patches(x, part), out=images)
-        if bias is not None:
-            images += bias.reshape(layout.out_channels, 1)
     return y
 
 

@@ -30,6 +30,7 @@ from ..backend import get_array_module
 from .cuda import im2col as fused
 from .cuda.build import can_fuse, contiguous
 from .geometry import Conv2dGeometry
+from .scratch import scratch
 
 __all__ = ["pad_channels_last", "im2col", "col2im", "spare_rows", "image_patches", "add_patches", "planar_patches"]
 
@@ -85,7 +86,7 @@ def col2im(cols: Any, geometry: Conv2dGeometry, out: Any) -> Any:
     (stride_h, stride_w), (dilation_h, dilation_w) = geometry.stride, geometry.dilation
     padded_w, channels = out.shape[2], out.shape[3]
     row = padded_w * channels
-    spread = xp.zeros((n, out_h, padded_w, groups, channels_per_group), cols.dtype)
+    spread = scratch(xp, "col2im.spread", (n, out_h, padded_w, groups, channels_per_group), cols.dtype, zeroed=True)
     spread_taps = spread[:, :, :stride_w * (out_w - 1) + 1:stride_w]
     rows = spread.reshape(n, out_h, row)
     images = out.reshape(n, -1)

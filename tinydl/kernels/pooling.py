@@ -27,6 +27,7 @@ from .chunking import batch_chunks
 from .cuda import pooling as fused
 from .cuda.build import can_fuse
 from .geometry import Pool2dGeometry
+from .scratch import scratch
 
 __all__ = ["max_pool2d_forward", "max_pool2d_scatter", "max_pool2d_gather", "avg_pool2d_forward",
            "avg_pool2d_backward", "avg_pool2d_divisor"]
@@ -93,10 +94,10 @@ def max_pool2d_forward(x: Any, geometry: Pool2dGeometry, with_argmax: bool = Tru
     argmax = xp.zeros(y.shape, index_dtype) if with_argmax else None
     for part in batch_chunks(x.shape[0], 4 * y[0].nbytes, xp):
         best = y[part]
-        value = xp.empty_like(best)
+        value = scratch(xp, "max_pool2d.tap", best.shape, x.dtype)
         if with_argmax:
-            better = xp.empty(best.shape, bool)
-            tap_index = xp.empty(best.shape, index_dtype)
+            better = scratch(xp, "max_pool2d.better", best.shape, bool)
+            tap_index = scratch(xp, "max_pool2d.tap_index", best.shape, index_dtype)
         for index, i, j in _taps(geometry):
             tap = _tap(padded[part], i, j, geometry, out_size)
             if index == 0:
