@@ -66,6 +66,10 @@ class Relu(Function):
             return Tensor._from_array(get_array_module(gy.data).multiply(gy.data, self.mask))
         return gy * constant(self.mask)
 
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """Of the plain backward on raw arrays: one multiplication per element (the recorded one counts itself)."""
+        return 0 if is_grad_enabled() else grad_outputs[0].size
+
 
 class LeakyRelu(Function):
     """y = x for x > 0, slope * x otherwise;  dx = gy * (1 or slope)."""
