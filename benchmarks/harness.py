@@ -1,8 +1,15 @@
 """Timing tinydl against its PyTorch peer fairly on a noisy machine.
 
-Both sides run in one process, with the same thread count, alternating trial by trial (tinydl, torch, tinydl,
-torch, ...), after warm-up; we report the median of each and the ratio tinydl / torch. Absolute times drift with
-the machine's load; the ratio of interleaved medians is what stays comparable between runs.
+Both sides run in one process, with the same thread count, alternating in rounds (tinydl's calls, then torch's,
+then tinydl's, ...), after warm-up; we report the median of each and the ratio tinydl / torch. Absolute times drift
+with the machine's load; the ratio of interleaved medians is what stays comparable between runs.
+
+Each side's turn first *settles*: it runs untimed for at least :data:`SETTLE_SECONDS`, and only then are its calls
+timed. A library's idle threads keep spinning on their cores for a while after its last call (NumPy's OpenBLAS for
+about 2^28 cycles, 0.1 s here), and a call timed in that window runs with a core taken by the *other* library.
+Alternating call by call, as this harness did until the fourth session, timed every PyTorch call in tinydl's
+window: the CNN step measured PyTorch at 139-153 ms right after tinydl's steps and 84-107 ms one step later, so
+the reported ratio was 0.9 where the settled one is 1.15-1.33 (``python benchmarks/bench_cnn.py``, 2 threads).
 """
 from __future__ import annotations
 
@@ -67,15 +74,29 @@ def set_clock(kind: str) -> None:
     _clock = {"wall": time.perf_counter, "cpu": time.process_time}[kind]
 
 
+SETTLE_SECONDS = 0.25  # longer than either library's threads spin after their last call
+TRIALS_PER_TURN = 4
+
+
 def _time_once(function: Callable[[], object]) -> float:
     start = _clock()
     function()
     return (_clock() - start) * 1000
 
 
+def timed_turn(function: Callable[[], object], trials: int) -> list[float]:
+    """Run ``function`` untimed until the other side's threads have gone to sleep, then time ``trials`` calls."""
+    settled_at = time.perf_counter() + SETTLE_SECONDS
+    function()
+    while time.perf_counter() < settled_at:
+        function()
+    return [_time_once(function) for _ in range(trials)]
+
+
 def compare(name: str, ours: Callable[[], object], peer: Callable[[], object] | None, trials: int = 20,
             warmup: int = 3) -> Comparison:
-    """Median milliseconds of ``ours`` and ``peer`` (None: no peer), interleaved trial by trial.
+    """Median milliseconds of ``trials`` calls of ``ours`` and of ``peer`` (None: no peer), interleaved in turns
+    of :data:`TRIALS_PER_TURN` calls, each turn settled first (see the module's docstring).
 
     Everything alive before the first trial (both libraries' modules, the models, the data) is first moved out of
     the cyclic garbage collector's sight (``gc.freeze``). Otherwise tinydl pays for PyTorch being imported: a
@@ -90,11 +111,13 @@ def compare(name: str, ours: Callable[[], object], peer: Callable[[], object] | 
         ours()
         if peer is not None:
             peer()
-    ours_times, peer_times = [], []
-    for _ in range(trials):
-        ours_times.append(_time_once(ours))
+    ours_times: list[float] = []
+    peer_times: list[float] = []
+    while len(ours_times) < trials:
+        turn = min(TRIALS_PER_TURN, trials - len(ours_times))
+        ours_times += timed_turn(ours, turn)
         if peer is not None:
-            peer_times.append(_time_once(peer))
+            peer_times += timed_turn(peer, turn)
     return Comparison(name, statistics.median(ours_times), statistics.median(peer_times) if peer_times else None)
 
 

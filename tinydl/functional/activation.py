@@ -7,7 +7,7 @@ from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from ..costs import elementwise
 from ..tensor import Tensor
-from ..kernels.activation import gelu_backward, gelu_forward
+from ..kernels.activation import gelu_backward, gelu_forward, relu_backward, relu_forward
 from ..kernels.softmax import softmax_backward, softmax_forward
 from .elementwise import constant, erf, exp
 from ._dims import normalize_dim
@@ -57,13 +57,12 @@ class Relu(Function):
     flops = elementwise(1)  # a comparison
 
     def forward(self, x):
-        if self.needs_input_grad[0]:
-            self.mask = x > 0
-        return get_array_module(x).maximum(x, 0)
+        y, self.mask = relu_forward(x, with_mask=self.needs_input_grad[0])
+        return y
 
     def backward(self, gy):
         if not is_grad_enabled():
-            return Tensor._from_array(get_array_module(gy.data).multiply(gy.data, self.mask))
+            return Tensor._from_array(relu_backward(gy.data, self.mask))
         return gy * constant(self.mask)
 
     def backward_flops(self, grad_outputs, grad_inputs):

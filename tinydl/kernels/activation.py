@@ -1,20 +1,59 @@
-"""GELU on raw arrays: the plain array-module path and, for CuPy arrays with fusion on, the fused CUDA kernel.
+"""ReLU and GELU on raw arrays.
 
-    y = x Phi(x),                Phi(x) = (1 + erf(x / sqrt 2)) / 2
-    dx = gy (Phi(x) + x phi(x)),  phi(x) = e^(-x^2/2) / sqrt(2 pi)
+    ReLU:  y = max(x, 0),          dx = gy [x > 0]
+    GELU:  y = x Phi(x),           Phi(x) = (1 + erf(x / sqrt 2)) / 2
+           dx = gy (Phi(x) + x phi(x)),  phi(x) = e^(-x^2/2) / sqrt(2 pi)
 
-The plain forward is :func:`tinydl.kernels.special.gelu_and_slope` (blocked, so its passes stay in the cache),
-which also returns dy/dx = Phi(x) + x phi(x); the plain backward is then the one product gy dy/dx.
+ReLU's passes are split across threads on NumPy (:mod:`.threads`). GELU's plain forward is
+:func:`tinydl.kernels.special.gelu_and_slope` (blocked, so its passes stay in the cache), which also returns
+dy/dx = Phi(x) + x phi(x); the plain backward is then the one product gy dy/dx. For CuPy arrays with fusion on,
+GELU is one fused CUDA kernel each way.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from ..backend import get_array_module
 from .cuda import activation as fused
 from .cuda.build import can_fuse
 from .special import gelu_and_slope
+from .threads import parallel_for
 
-__all__ = ["gelu_forward", "gelu_backward"]
+__all__ = ["relu_forward", "relu_backward", "gelu_forward", "gelu_backward"]
+
+
+def _flat_parts(xp: Any, work: Any, arrays: tuple[Any, ...], bytes_per_item: int) -> None:
+    """Run ``work(*flat slices)`` over the flattened C-contiguous ``arrays`` (all of one size), split across
+    threads; arrays of another layout are worked on whole, in the calling thread."""
+    if all(a.flags.c_contiguous for a in arrays):
+        flat = [a.reshape(-1) for a in arrays]
+        parallel_for(xp, flat[0].size, lambda part: work(*(a[part] for a in flat)), bytes_per_item)
+    else:
+        work(*arrays)
+
+
+def relu_forward(x: Any, with_mask: bool) -> tuple[Any, Any]:
+    """(y, mask): y = max(x, 0) (NaN stays NaN) and, when ``with_mask``, mask = [x > 0] (else None)."""
+    xp = get_array_module(x)
+    y = xp.empty(x.shape, x.dtype)
+    mask = xp.empty(x.shape, bool) if with_mask else None
+
+    def work(x_part: Any, y_part: Any, *mask_part: Any) -> None:
+        if mask_part:
+            xp.greater(x_part, 0, out=mask_part[0])
+        xp.maximum(x_part, 0, out=y_part)
+
+    _flat_parts(xp, work, (x, y) + ((mask,) if with_mask else ()), 2 * x.itemsize + with_mask)
+    return y, mask
+
+
+def relu_backward(grad_output: Any, mask: Any) -> Any:
+    """dx = gy [x > 0], float times bool in one pass."""
+    xp = get_array_module(grad_output)
+    grad_input = xp.empty(grad_output.shape, grad_output.dtype)
+    _flat_parts(xp, lambda gy, m, out: xp.multiply(gy, m, out=out), (grad_output, mask, grad_input),
+                2 * grad_output.itemsize + 1)
+    return grad_input
 
 
 def gelu_forward(x: Any) -> tuple[Any, Any]:

@@ -36,6 +36,7 @@ from .chunking import batch_chunks
 from .geometry import Conv2dGeometry
 from .im2col import add_patches, image_patches, planar_patches, spare_rows
 from .scratch import scratch
+from .threads import blas_threads
 from .winograd import (TILES, WinogradTile, unsupported_reason, winograd_forward, winograd_input_grad,
                        winograd_weight_grad)
 
@@ -67,16 +68,6 @@ def set_conv_algorithm(name: str) -> str:
 def get_conv_algorithm() -> str:
     """The current choice: ``"auto"`` (default), ``"im2col"``, ``"winograd"`` or ``"winograd2x2"``."""
     return _algorithm
-
-
-def blas_threads() -> int:
-    """How many threads NumPy's BLAS was started with, as its environment variables say (every core when none is
-    set): OpenBLAS reads ``OPENBLAS_NUM_THREADS``, then ``OMP_NUM_THREADS``; MKL ``MKL_NUM_THREADS``."""
-    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(variable, "")
-        if value.strip().isdigit() and int(value) > 0:
-            return int(value)
-    return os.cpu_count() or 1
 
 
 def winograd_pays(xp: Any, channels: int, out_channels: int, out_h: int, out_w: int, threads: int = 1) -> bool:

@@ -17,6 +17,7 @@ Where windows overlap (stride < kernel) an input position belongs to several win
 taps, col2im-style; where they do not, it *assigns* them; and where they tile the input exactly (stride = kernel,
 no padding, sizes divisible) no buffer needs zeroing at all. Taps are first copied into a contiguous buffer: every
 later operation then runs on contiguous memory, which NumPy processes several times faster than strided views.
+On NumPy the batch is split across threads (:mod:`.threads`), each thread working on its own images.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from .cuda import pooling as fused
 from .cuda.build import can_fuse
 from .geometry import Pool2dGeometry
 from .scratch import scratch
+from .threads import parallel_for
 
 __all__ = ["max_pool2d_forward", "max_pool2d_scatter", "max_pool2d_gather", "avg_pool2d_forward",
            "avg_pool2d_backward", "avg_pool2d_divisor"]
@@ -60,11 +62,12 @@ def _padded(x: Any, geometry: Pool2dGeometry, fill: float) -> Any:
     return padded
 
 
-def _scatter_taps(write_share: Callable[[int, Any, bool], None], like: Any, input_shape: Sequence[int],
+def _scatter_taps(write_share: Callable[[int, Any, bool, slice], None], like: Any, input_shape: Sequence[int],
                   geometry: Pool2dGeometry) -> Any:
-    """The input gradient, col2im-style: for every tap, ``write_share(index, target, accumulate)`` writes that
-    tap's (N, C, OH, OW) share into ``target``, the strided view of the positions the tap came from; it adds when
-    windows overlap (``accumulate``) and assigns otherwise. Then the padding is cut off."""
+    """The input gradient, col2im-style: for every tap, ``write_share(index, target, accumulate, images)`` writes
+    that tap's share for the ``images`` slice of the batch, (n, C, OH, OW), into ``target``, the strided view of the
+    positions the tap came from; it adds when windows overlap (``accumulate``) and assigns otherwise. Slices of
+    the batch run on separate threads (:mod:`.threads`). Then the padding is cut off."""
     xp = get_array_module(like)
     height, width = input_shape[2:]
     padded_h, padded_w = geometry.padded_size(height, width)
@@ -72,8 +75,12 @@ def _scatter_taps(write_share: Callable[[int, Any, bool], None], like: Any, inpu
     padded_shape = tuple(input_shape[:2]) + (padded_h, padded_w)
     allocate = xp.empty if geometry.tiles(height, width) else xp.zeros  # tiles: every position gets assigned
     grad = allocate(padded_shape, like.dtype)
-    for index, i, j in _taps(geometry):
-        write_share(index, _tap(grad, i, j, geometry, out_size), geometry.overlapping)
+
+    def scatter(images: slice) -> None:
+        for index, i, j in _taps(geometry):
+            write_share(index, _tap(grad[images], i, j, geometry, out_size), geometry.overlapping, images)
+
+    parallel_for(xp, grad.shape[0], scatter, grad[0].nbytes)
     if (padded_h, padded_w) == (height, width):
         return grad
     top, left = geometry.padding
@@ -92,25 +99,30 @@ def max_pool2d_forward(x: Any, geometry: Pool2dGeometry, with_argmax: bool = Tru
     padded = _padded(x, geometry, float("-inf"))
     y = xp.empty(x.shape[:2] + out_size, x.dtype)
     argmax = xp.zeros(y.shape, index_dtype) if with_argmax else None
-    for part in batch_chunks(x.shape[0], 4 * y[0].nbytes, xp):
-        best = y[part]
-        value = scratch(xp, "max_pool2d.tap", best.shape, x.dtype)
-        if with_argmax:
-            better = scratch(xp, "max_pool2d.better", best.shape, bool)
-            tap_index = scratch(xp, "max_pool2d.tap_index", best.shape, index_dtype)
-        for index, i, j in _taps(geometry):
-            tap = _tap(padded[part], i, j, geometry, out_size)
-            if index == 0:
-                xp.copyto(best, tap)
-                continue
-            xp.copyto(value, tap)
+
+    def pool(images: slice) -> None:
+        for chunk in batch_chunks(images.stop - images.start, 4 * y[0].nbytes, xp):
+            part = slice(images.start + chunk.start, images.start + chunk.stop)
+            best = y[part]
+            value = scratch(xp, "max_pool2d.tap", best.shape, x.dtype)
             if with_argmax:
-                xp.greater(value, best, out=better)
-                better |= xp.isnan(value)
-                # taps come in increasing index order, so "argmax = index where better" is a running maximum
-                xp.multiply(better, index_dtype(index), out=tap_index)
-                xp.maximum(argmax[part], tap_index, out=argmax[part])
-            xp.maximum(best, value, out=best)
+                better = scratch(xp, "max_pool2d.better", best.shape, bool)
+                tap_index = scratch(xp, "max_pool2d.tap_index", best.shape, index_dtype)
+            for index, i, j in _taps(geometry):
+                tap = _tap(padded[part], i, j, geometry, out_size)
+                if index == 0:
+                    xp.copyto(best, tap)
+                    continue
+                xp.copyto(value, tap)
+                if with_argmax:
+                    xp.greater(value, best, out=better)
+                    better |= xp.isnan(value)
+                    # taps come in increasing index order, so "argmax = index where better" is a running maximum
+                    xp.multiply(better, index_dtype(index), out=tap_index)
+                    xp.maximum(argmax[part], tap_index, out=argmax[part])
+                xp.maximum(best, value, out=best)
+
+    parallel_for(xp, x.shape[0], pool, padded[0].nbytes)
     return y, argmax
 
 
@@ -121,11 +133,11 @@ def max_pool2d_scatter(grad_output: Any, argmax: Any, input_shape: Sequence[int]
         return fused.max_pool2d_scatter(grad_output, argmax, input_shape, geometry)
     xp = get_array_module(grad_output)
 
-    def write_share(index: int, target: Any, accumulate: bool) -> None:
+    def write_share(index: int, target: Any, accumulate: bool, images: slice) -> None:
         if accumulate:
-            target += grad_output * (argmax == index)
+            target += grad_output[images] * (argmax[images] == index)
         else:
-            xp.multiply(grad_output, argmax == index, out=target)
+            xp.multiply(grad_output[images], argmax[images] == index, out=target)
 
     return _scatter_taps(write_share, grad_output, input_shape, geometry)
 
@@ -179,10 +191,10 @@ def avg_pool2d_backward(grad_output: Any, input_shape: Sequence[int], geometry: 
     xp = get_array_module(grad_output)
     share = grad_output / avg_pool2d_divisor(xp, input_shape[2:], geometry, count_include_pad, grad_output.dtype)
 
-    def write_share(index: int, target: Any, accumulate: bool) -> None:
+    def write_share(index: int, target: Any, accumulate: bool, images: slice) -> None:
         if accumulate:
-            target += share
+            target += share[images]
         else:
-            target[...] = share
+            target[...] = share[images]
 
     return _scatter_taps(write_share, grad_output, input_shape, geometry)
