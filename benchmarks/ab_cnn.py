@@ -23,6 +23,7 @@ import sys
 import tempfile
 from typing import Any, Callable
 
+from article_cnn import article_cnn, training_step
 from harness import TRIALS_PER_TURN, set_threads, timed_turn
 
 
@@ -43,39 +44,18 @@ HERE = pathlib.Path(__file__).resolve().parent
 BATCH = 64
 
 
-def article_cnn(nn: Any) -> Any:
-    """The article's CNN from a library's ``nn`` (tinydl's or PyTorch's: the same names)."""
-    return nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(8192, 512), nn.ReLU(), nn.Linear(512, 10))
-
-
 def tinydl_step(library: Any, weights: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray) -> Callable:
     model = article_cnn(library.nn)
     model.load_state_dict({key: library.tensor(value) for key, value in weights.items()})
-    optimizer = library.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = library.tensor(images), library.tensor(labels)
-
-    def step() -> None:
-        loss = library.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return step
+    return training_step(model, library.optim.Adam(model.parameters(), lr=1e-3), library.functional.cross_entropy,
+                         library.tensor(images), library.tensor(labels))
 
 
 def torch_step(torch: Any, weights: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray) -> Callable:
     model = article_cnn(torch.nn)
     model.load_state_dict({key: torch.from_numpy(value.copy()) for key, value in weights.items()})
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = torch.from_numpy(images), torch.from_numpy(labels)
-
-    def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return step
+    return training_step(model, torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.functional.cross_entropy,
+                         torch.from_numpy(images), torch.from_numpy(labels))
 
 
 def main() -> None:

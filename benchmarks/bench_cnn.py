@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from article_cnn import article_cnn, training_step
 from harness import HEADER, compare, set_threads, torch_or_none
 
 
@@ -51,10 +52,7 @@ STEP_GFLOP = 2 * TRAIN_BATCH * (2 * CONV1_MACS + 3 * LATER_MACS) / 1e9
 
 def torch_net(torch, model: Net):
     """The same network in PyTorch, holding copies of ``model``'s weights."""
-    nn = torch.nn
-    peer = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(8192, 512), nn.ReLU(), nn.Linear(512, 10))
+    peer = article_cnn(torch.nn)
     names = {"conv1": "0", "conv2": "3", "fc1": "7", "fc2": "9"}
     weights = {f"{names[key.split('.')[0]]}.{key.split('.')[1]}": torch.from_numpy(value.numpy().copy())
                for key, value in model.state_dict().items()}
@@ -69,27 +67,13 @@ def torch_net(torch, model: Net):
 def training_steps(torch, images: np.ndarray, labels: np.ndarray) -> tuple[Callable, Callable | None]:
     """One Adam step of each library on the same batch, from the same initial weights."""
     model = Net()
-    optimizer = optim.Adam(model.parameters(), lr=1e-3)
-    x, y = tinydl.tensor(images), tinydl.tensor(labels)
-
-    def ours() -> None:
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
+    ours = training_step(model, optim.Adam(model.parameters(), lr=1e-3), F.cross_entropy, tinydl.tensor(images),
+                         tinydl.tensor(labels))
     if torch is None:
         return ours, None
     peer_model = torch_net(torch, model)
-    peer_optimizer = torch.optim.Adam(peer_model.parameters(), lr=1e-3)
-    tx, ty = torch.from_numpy(images), torch.from_numpy(labels)
-
-    def peer() -> None:
-        loss = torch.nn.functional.cross_entropy(peer_model(tx), ty)
-        peer_optimizer.zero_grad()
-        loss.backward()
-        peer_optimizer.step()
-
+    peer = training_step(peer_model, torch.optim.Adam(peer_model.parameters(), lr=1e-3),
+                         torch.nn.functional.cross_entropy, torch.from_numpy(images), torch.from_numpy(labels))
     return ours, peer
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from article_cnn import article_cnn, training_step
 from harness import set_threads, torch_or_none
 
 
@@ -65,31 +66,14 @@ def restore_numpy_1_aliases() -> None:
 
 def tinydl_step(images: np.ndarray, labels: np.ndarray) -> Callable[[], None]:
     model = Net()
-    optimizer = optim.Adam(model.parameters(), lr=1e-3)
-    x, y = tinydl.tensor(images), tinydl.tensor(labels)
-
-    def step() -> None:
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return step
+    return training_step(model, optim.Adam(model.parameters(), lr=1e-3), F.cross_entropy, tinydl.tensor(images),
+                         tinydl.tensor(labels))
 
 
 def torch_step(torch, images: np.ndarray, labels: np.ndarray) -> Callable[[], None]:
-    tnn = torch.nn
-    model = tnn.Sequential(tnn.Conv2d(3, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
-                           tnn.Conv2d(64, 128, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-                           tnn.Linear(8192, 512), tnn.ReLU(), tnn.Linear(512, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = torch.from_numpy(images), torch.from_numpy(labels)
-
-    def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return step
+    model = article_cnn(torch.nn)
+    return training_step(model, torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.functional.cross_entropy,
+                         torch.from_numpy(images), torch.from_numpy(labels))
 
 
 def dezero_step(images: np.ndarray, labels: np.ndarray) -> Callable[[], None]:

@@ -31,6 +31,12 @@ def test_attention_ab_comparison_runs_against_a_tree():
     assert "packed     additive mask" in output and "torch" in output
 
 
+def test_cnn_ab_comparison_runs_against_a_tree():
+    pytest.importorskip("torch")
+    output = run("ab_cnn.py", str(BENCHMARKS.parent), "--trials", "1")
+    assert "new/base" in output and "new/torch" in output and "base/torch" in output
+
+
 def test_conv_algorithm_ab_comparison_times_both():
     output = run("ab_conv_algorithm.py", "--pairs", "1")
     assert "im2col: median" in output and "auto: median" in output
