@@ -6,8 +6,9 @@ reported and skipped).
 
 Same model as bench_cnn.py (conv 3->64, ReLU, 2x2 max-pool, conv 64->128, ReLU, pool, Linear 8192->512, ReLU,
 Linear 512->10), batch 64, float32, softmax cross-entropy, Adam; every library's own initial weights (the step's
-cost does not depend on them). The steps run in turn, trial by trial, and each is printed as its median time and
-its ratio to PyTorch's.
+cost does not depend on them). The steps run in turn, trial by trial, each turn settled first (harness.py: the
+previous library's idle threads would hold a core), and each is printed as its median time and its ratio to
+PyTorch's.
 
 Both peers predate NumPy 2, which removed the aliases ``np.int``, ``np.float``, ``np.bool``, ``np.object`` and
 ``np.sctypes`` that they use; this script puts those names back (as the builtins they aliased) before importing
@@ -18,12 +19,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 from article_cnn import article_cnn, training_step
-from harness import set_threads, torch_or_none
+from harness import set_threads, timed_turn, torch_or_none
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -152,9 +152,7 @@ def main() -> None:
         step()                                            # warm-up
     for _ in range(ARGS.trials):
         for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append((time.perf_counter() - start) * 1000)
+            times[name] += timed_turn(step, 1)            # settled first: see harness.py
     medians = {name: statistics.median(samples) for name, samples in times.items()}
     reference = next((value for name, value in medians.items() if name.startswith("PyTorch")), None)
     print(f"\narticle CNN training step, batch {BATCH}, float32, {THREADS} thread(s), median of {ARGS.trials} "
