@@ -56,28 +56,36 @@ def _sigmoid_(x: Any) -> Any:
     return x
 
 
-def lstm_pointwise(gates: Any, c_prev: Any, c: Any = None, tanh_c: Any = None, h: Any = None
-                   ) -> tuple[Any, Any, Any]:
+def lstm_constants(xp: Any, dtype: Any, hidden: int) -> tuple[Any, Any, Any]:
+    """Per-column constants of the stacked gates [i f g o], so that every gate is activated by the same three
+    whole-array operations: ``scale`` and ``shift`` with act(x) = shift + scale tanh(scale x), which is
+    sigmoid(x) = 1/2 + 1/2 tanh(x/2) for i, f, o (scale 1/2, shift 1/2) and tanh(x) for g (1, 0); and ``offset``
+    with act'(x) = (1 - a) (a + offset) for a = act(x): s (1 - s) for a sigmoid (offset 0), 1 - t^2 for a tanh (1)."""
+    half, one, zero = (xp.full(hidden, value, dtype) for value in (0.5, 1.0, 0.0))
+    return (xp.concatenate([half, half, one, half]), xp.concatenate([half, half, zero, half]),
+            xp.concatenate([zero, zero, one, zero]))
+
+
+def lstm_pointwise(gates: Any, c_prev: Any, c: Any = None, tanh_c: Any = None, h: Any = None,
+                   constants: tuple[Any, Any, Any] | None = None) -> tuple[Any, Any, Any]:
     """The elementwise part of an LSTM step on raw arrays.
 
-    ``gates`` (batch, 4H), the pre-activations [i f g o], are activated in place: one tanh for all four, since
-    sigmoid(x) = 1/2 + 1/2 tanh(x/2). Returns the new cell state c' = f c + i g, tanh(c') and the new hidden
-    state h' = o tanh(c'), written into ``c``, ``tanh_c`` and ``h`` when those arrays are given. On CuPy arrays
-    with fusion on, one CUDA kernel does it all (:func:`tinydl.kernels.cuda.recurrent.lstm_pointwise`).
+    ``gates`` (batch, 4H), the pre-activations [i f g o], are activated in place by one tanh for all four (see
+    :func:`lstm_constants`, which the caller may pass to spare building them every step). Returns the new cell
+    state c' = f c + i g, tanh(c') and the new hidden state h' = o tanh(c'), written into ``c``, ``tanh_c`` and
+    ``h`` when those arrays are given. On CuPy arrays with fusion on, one CUDA kernel does it all
+    (:func:`tinydl.kernels.cuda.recurrent.lstm_pointwise`).
     """
     given = [a for a in (c, tanh_c, h) if a is not None]
     if (can_fuse(gates, c_prev) and contiguous(gates, *given) and gates.ndim == 2
             and c_prev.shape == (gates.shape[0], gates.shape[1] // 4)):
         return fused.lstm_pointwise(gates, c_prev, c, tanh_c, h)
     xp = get_array_module(gates)
-    hidden = gates.shape[-1] // 4
-    sigmoid_parts = (gates[..., :2 * hidden], gates[..., 3 * hidden:])   # i, f and o
-    for part in sigmoid_parts:
-        part *= 0.5
+    scale, shift, _ = constants or lstm_constants(xp, gates.dtype, gates.shape[-1] // 4)
+    gates *= scale
     xp.tanh(gates, out=gates)
-    for part in sigmoid_parts:
-        part *= 0.5
-        part += 0.5
+    gates *= scale
+    gates += shift
     i, f, g, o = _gates(gates)
     c = xp.multiply(f, c_prev, out=c)
     c += i * g
@@ -86,12 +94,14 @@ def lstm_pointwise(gates: Any, c_prev: Any, c: Any = None, tanh_c: Any = None, h
 
 
 def lstm_pointwise_backward(activated: Any, c_prev: Any, tanh_c: Any, grad_h: Any, grad_c: Any,
-                            grad_gates: Any = None) -> tuple[Any, Any]:
+                            grad_gates: Any = None, constants: tuple[Any, Any, Any] | None = None
+                            ) -> tuple[Any, Any]:
     """Gradients of one LSTM step's elementwise part, on raw arrays.
 
     With dc = grad_c + grad_h * o * (1 - tanh(c')^2) the total gradient reaching c':
     di = dc * g,  df = dc * c,  dg = dc * i,  do = grad_h * tanh(c'), each times its activation's derivative
-    (s (1 - s) for a sigmoid s, 1 - t^2 for a tanh t), and dc_prev = dc * f.
+    (s (1 - s) for a sigmoid s, 1 - t^2 for a tanh t: one product with (1 - a) (a + offset) over all four gates,
+    :func:`lstm_constants`), and dc_prev = dc * f.
     Returns (gradient of the pre-activation gates (batch, 4H), written into ``grad_gates`` when given,
     gradient of c_prev). Fused into one CUDA kernel on CuPy arrays with fusion on.
     """
@@ -101,16 +111,23 @@ def lstm_pointwise_backward(activated: Any, c_prev: Any, tanh_c: Any, grad_h: An
                                                                                  activated.shape[1] // 4)):
         return fused.lstm_pointwise_backward(activated, c_prev, tanh_c, grad_h, grad_c, grad_gates)
     xp = get_array_module(activated)
+    _, _, offset = constants or lstm_constants(xp, activated.dtype, activated.shape[-1] // 4)
     i, f, g, o = _gates(activated)
-    grad_cell = grad_h * o * (1 - tanh_c * tanh_c)
+    grad_cell = tanh_c * tanh_c
+    xp.subtract(1, grad_cell, out=grad_cell)
+    grad_cell *= o
+    grad_cell *= grad_h
     grad_cell += grad_c
     if grad_gates is None:
         grad_gates = xp.empty_like(activated)
     grad_i, grad_f, grad_g, grad_o = _gates(grad_gates)
-    grad_i[...] = grad_cell * g * i * (1 - i)
-    grad_f[...] = grad_cell * c_prev * f * (1 - f)
-    grad_g[...] = grad_cell * i * (1 - g * g)
-    grad_o[...] = grad_h * tanh_c * o * (1 - o)
+    xp.multiply(grad_cell, g, out=grad_i)
+    xp.multiply(grad_cell, c_prev, out=grad_f)
+    xp.multiply(grad_cell, i, out=grad_g)
+    xp.multiply(grad_h, tanh_c, out=grad_o)
+    slope = xp.subtract(1, activated)
+    slope *= activated + offset
+    grad_gates *= slope
     return grad_gates, grad_cell * f
 
 
@@ -283,11 +300,12 @@ class LSTMSequence(_Recurrence):
             scratch_cells = xp.empty((2, batch, hidden), dtype=input_gates.dtype)
         h, c = h0, c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # one copy; a product with a transposed view is slower per step
+        constants = lstm_constants(xp, input_gates.dtype, hidden)
         for t in self._steps(length):
             gates = xp.matmul(h, w_hh_t, out=self.activated[t] if record else scratch_gates)
             gates += input_gates[t]
             cell_slots = (self.cells[t], self.tanh_cells[t]) if record else scratch_cells
-            c, _, h = lstm_pointwise(gates, c, *cell_slots, h=outputs[t])
+            c, _, h = lstm_pointwise(gates, c, *cell_slots, h=outputs[t], constants=constants)
         return outputs, h.copy(), c.copy()
 
     def backward(self, grad_outputs, grad_h_last, grad_c_last):
@@ -296,11 +314,12 @@ class LSTMSequence(_Recurrence):
         steps = list(self._steps(input_gates.shape[0]))
         grad_gates = xp.empty_like(input_gates)
         grad_h, grad_c = grad_h_last.data, grad_c_last.data
+        constants = lstm_constants(xp, input_gates.dtype, h0.shape[-1])
         for position in range(len(steps) - 1, -1, -1):  # the forward order, walked backwards
             t = steps[position]
             c_prev = c0 if position == 0 else self.cells[steps[position - 1]]
             _, grad_c = lstm_pointwise_backward(self.activated[t], c_prev, self.tanh_cells[t],
-                                                grad_h + grad_outputs.data[t], grad_c, grad_gates[t])
+                                                grad_h + grad_outputs.data[t], grad_c, grad_gates[t], constants)
             grad_h = grad_gates[t] @ w_hh
         grad_w_hh = self._weight_gradient(grad_gates, h0) if self.needs_input_grad[3] else None
         return (Tensor._from_array(grad_gates), Tensor._from_array(grad_h), Tensor._from_array(grad_c),
