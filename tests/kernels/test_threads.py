@@ -2,6 +2,7 @@
 passes exceptions on, never splits inside a worker; and the kernels that use it (ReLU, max pooling, average
 pooling's backward) give bit-identical results on one thread and on several, on arrays large enough to split."""
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -52,6 +53,19 @@ def test_an_exception_in_a_slice_is_raised_after_every_slice_is_done(two_threads
     with pytest.raises(ValueError, match="slice 2"):
         threads.parallel_for(np, 4, work, bytes_per_item=threads.MIN_PARALLEL_BYTES)
     assert finished == [slice(0, 2)]
+
+
+def test_the_callers_numpy_error_settings_hold_in_every_slice(two_threads):
+    big = np.full(2**18, 3e38, np.float32)
+
+    def work(part):
+        np.square(big[part])
+
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        threads.parallel_for(np, big.size, work, bytes_per_item=8)
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        threads.parallel_for(np, big.size, work, bytes_per_item=8)
 
 
 def test_work_started_inside_a_worker_is_not_split_again(two_threads):

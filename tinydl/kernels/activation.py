@@ -4,7 +4,7 @@
     GELU:  y = x Phi(x),           Phi(x) = (1 + erf(x / sqrt 2)) / 2
            dx = gy (Phi(x) + x phi(x)),  phi(x) = e^(-x^2/2) / sqrt(2 pi)
 
-ReLU's passes are split across threads on NumPy (:mod:`.threads`). GELU's plain forward is
+ReLU's passes and GELU's blocks are split across threads on NumPy (:mod:`.threads`). GELU's plain forward is
 :func:`tinydl.kernels.special.gelu_and_slope` (blocked, so its passes stay in the cache), which also returns
 dy/dx = Phi(x) + x phi(x); the plain backward is then the one product gy dy/dx. For CuPy arrays with fusion on,
 GELU is one fused CUDA kernel each way.
@@ -47,13 +47,18 @@ def relu_forward(x: Any, with_mask: bool) -> tuple[Any, Any]:
     return y, mask
 
 
+def _product(a: Any, b: Any) -> Any:
+    """a * b for arrays of one shape, split across threads; the result has ``a``'s dtype."""
+    xp = get_array_module(a)
+    out = xp.empty(a.shape, a.dtype)
+    _flat_parts(xp, lambda left, right, result: xp.multiply(left, right, out=result), (a, b, out),
+                2 * a.itemsize + b.itemsize)
+    return out
+
+
 def relu_backward(grad_output: Any, mask: Any) -> Any:
     """dx = gy [x > 0], float times bool in one pass."""
-    xp = get_array_module(grad_output)
-    grad_input = xp.empty(grad_output.shape, grad_output.dtype)
-    _flat_parts(xp, lambda gy, m, out: xp.multiply(gy, m, out=out), (grad_output, mask, grad_input),
-                2 * grad_output.itemsize + 1)
-    return grad_input
+    return _product(grad_output, mask)
 
 
 def gelu_forward(x: Any) -> tuple[Any, Any]:
@@ -69,4 +74,6 @@ def gelu_backward(x: Any, grad_output: Any, slope: Any = None) -> Any:
         return fused.gelu_backward(x, grad_output)
     if slope is None:
         slope = gelu_and_slope(x)[1]
-    return grad_output * slope
+    if grad_output.shape != slope.shape or grad_output.dtype != slope.dtype:
+        return grad_output * slope
+    return _product(grad_output, slope)

@@ -12,6 +12,8 @@ import math
 from typing import Any
 
 from ..backend import get_array_module
+from .scratch import scratch
+from .threads import parallel_for
 
 _SERIES_TERMS = 45        # the Maclaurin series for |x| < 2.5 has converged to 1e-17 by then
 _FRACTION_DEPTH = 80      # the continued fraction for |x| >= 2.5 has converged to 1e-16 by then
@@ -50,16 +52,20 @@ def gelu_and_slope(x: Any) -> tuple[Any, Any]:
     flat = xp.ascontiguousarray(x).reshape(-1)
     y, slope = xp.empty_like(flat), xp.empty_like(flat)
     block = BLOCK if xp.__name__ == "numpy" else max(1, flat.size)
-    work = xp.empty((3, min(block, flat.size)), flat.dtype)
     density_scale = flat.dtype.type(1 / math.sqrt(2 * math.pi))
-    for start in range(0, flat.size, block):
-        stop = min(start + block, flat.size)
-        x_block, (cdf, decay, scratch) = flat[start:stop], work[:, :stop - start]
-        _normal_cdf_into(xp, x_block, cdf, decay, scratch)
-        xp.multiply(x_block, cdf, out=y[start:stop])
-        decay *= x_block                                    # x e^(-x^2/2)
-        decay *= density_scale                              # x phi(x)
-        xp.add(cdf, decay, out=slope[start:stop])
+
+    def run(part: slice) -> None:  # a range of blocks; the ranges run on separate threads (:mod:`.threads`)
+        work = scratch(xp, "gelu.work", (3, min(block, part.stop - part.start)), flat.dtype)
+        for start in range(part.start, part.stop, block):
+            stop = min(start + block, part.stop)
+            x_block, (cdf, decay, spare) = flat[start:stop], work[:, :stop - start]
+            _normal_cdf_into(xp, x_block, cdf, decay, spare)
+            xp.multiply(x_block, cdf, out=y[start:stop])
+            decay *= x_block                                    # x e^(-x^2/2)
+            decay *= density_scale                              # x phi(x)
+            xp.add(cdf, decay, out=slope[start:stop])
+
+    parallel_for(xp, flat.size, run, 3 * flat.itemsize)
     return y.reshape(x.shape), slope.reshape(x.shape)
 
 

@@ -15,10 +15,12 @@ runs each kernel on all of its cores already), and a slice never splits again: w
 runs in that thread, so no thread ever waits for a slot held by its own caller.
 
 The slices run concurrently, so a kernel passed to :func:`parallel_for` must write only inside its own slice, and
-keeps its scratch memory per thread (:mod:`.scratch` does).
+keeps its scratch memory per thread (:mod:`.scratch` does). Each slice runs in a copy of the caller's
+``contextvars`` context, so NumPy's ``np.errstate`` (a context variable) holds in the workers as in the caller.
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -98,7 +100,8 @@ def parallel_for(xp: Any, length: int, work: Callable[[slice], None], bytes_per_
         return
     bounds = [length * k // threads for k in range(threads + 1)]
     parts = [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
-    pending = [_worker_pool(threads - 1).submit(work, part) for part in parts[1:]]
+    # each slice runs in a copy of the caller's context, so that context-local settings such as np.errstate apply
+    pending = [_worker_pool(threads - 1).submit(contextvars.copy_context().run, work, part) for part in parts[1:]]
     try:
         work(parts[0])
     finally:
