@@ -182,4 +182,5 @@ def main(argv: Sequence[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
+    tinydl.keep_freed_memory()  # this program owns its process: reuse freed memory (tinydl/allocator.py)
     main()

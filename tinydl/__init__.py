@@ -16,6 +16,7 @@ from . import profiler, viz
 from .summary import summary
 from .tracer import step_backward, trace_backward
 from .kernels.threads import get_num_threads, set_num_threads
+from .allocator import keep_freed_memory
 from .functional import (cat, chunk, exp, log, matmul, maximum, minimum, permute, reshape, sigmoid, split, sqrt,
                          stack, tanh, where)
 
