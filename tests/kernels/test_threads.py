@@ -1,6 +1,6 @@
 """Intra-op threads (tinydl.kernels.threads): parallel_for covers the range exactly once, waits for every slice,
 passes exceptions on, never splits inside a worker; and the kernels that use it (ReLU, max pooling, average
-pooling's backward) give bit-identical results on one thread and on several, on arrays large enough to split."""
+pooling's backward, GELU) give bit-identical results on one thread and on several, on arrays large enough to split."""
 import threading
 import warnings
 
@@ -87,9 +87,9 @@ def test_thread_count_setting():
     assert threads.get_num_threads() == threads.blas_threads()
 
 
-def _relu_and_pools(x):
+def _relu_gelu_and_pools(x):
     t = tinydl.tensor(x, requires_grad=True)
-    y = F.max_pool2d(F.relu(t), 2) + F.avg_pool2d(t, 3, stride=2, padding=1)
+    y = F.max_pool2d(F.relu(t), 2) + F.avg_pool2d(F.gelu(t), 3, stride=2, padding=1)
     y.backward(tinydl.tensor(np.cos(np.arange(y.size, dtype=np.float64)).reshape(y.shape).astype(x.dtype)))
     return y.numpy(), t.grad.numpy()
 
@@ -100,11 +100,11 @@ def test_kernels_give_the_same_bits_on_one_thread_and_on_several():
     x[:, :, :6] = 0  # ties in the max pool's windows
     threads.set_num_threads(1)
     try:
-        serial = _relu_and_pools(x)
+        serial = _relu_gelu_and_pools(x)
     finally:
         threads.set_num_threads(3)
     try:
-        split = _relu_and_pools(x)
+        split = _relu_gelu_and_pools(x)
     finally:
         threads.set_num_threads(None)
     for a, b in zip(serial, split):

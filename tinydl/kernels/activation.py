@@ -17,19 +17,19 @@ from ..backend import get_array_module
 from .cuda import activation as fused
 from .cuda.build import can_fuse
 from .special import gelu_and_slope
-from .threads import parallel_for
+from .threads import parallel_for, thread_count
 
 __all__ = ["relu_forward", "relu_backward", "gelu_forward", "gelu_backward"]
 
 
 def _flat_parts(xp: Any, work: Any, arrays: tuple[Any, ...], bytes_per_item: int) -> None:
     """Run ``work(*flat slices)`` over the flattened C-contiguous ``arrays`` (all of one size), split across
-    threads; arrays of another layout are worked on whole, in the calling thread."""
-    if all(a.flags.c_contiguous for a in arrays):
-        flat = [a.reshape(-1) for a in arrays]
-        parallel_for(xp, flat[0].size, lambda part: work(*(a[part] for a in flat)), bytes_per_item)
-    else:
+    threads; small arrays, and arrays of another layout, are worked on whole in the calling thread."""
+    if thread_count(xp, arrays[0].size, bytes_per_item) < 2 or not all(a.flags.c_contiguous for a in arrays):
         work(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    parallel_for(xp, flat[0].size, lambda part: work(*(a[part] for a in flat)), bytes_per_item)
 
 
 def relu_forward(x: Any, with_mask: bool) -> tuple[Any, Any]:

@@ -28,7 +28,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-__all__ = ["parallel_for", "set_num_threads", "get_num_threads", "blas_threads", "MIN_PARALLEL_BYTES"]
+__all__ = ["parallel_for", "thread_count", "set_num_threads", "get_num_threads", "blas_threads", "MIN_PARALLEL_BYTES"]
 
 MIN_PARALLEL_BYTES = 2**20  # below 1 MiB of work, a hand-off to another thread costs more than it saves
 
@@ -91,13 +91,21 @@ def _forget_pool_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
+def thread_count(xp: Any, length: int, bytes_per_item: int) -> int:
+    """How many threads :func:`parallel_for` would use for this work: 1 unless ``xp`` is NumPy, the work
+    (``length * bytes_per_item`` bytes) is large enough and the caller is not a worker itself. The cheap tests come
+    first: this runs on every call of the kernels that use it, most of them on small arrays."""
+    if xp.__name__ != "numpy" or length * bytes_per_item < MIN_PARALLEL_BYTES or _state.in_worker:
+        return 1
+    return min(get_num_threads(), length)
+
+
 def parallel_for(xp: Any, length: int, work: Callable[[slice], None], bytes_per_item: int) -> None:
     """Call ``work(part)`` for consecutive slices ``part`` that cover ``range(length)``: one slice per thread when
-    ``xp`` is NumPy and the work (``length * bytes_per_item`` bytes) is large enough, else one slice in the
-    calling thread. Returns when every slice is done; the first exception raised by a slice is raised here."""
-    threads = min(get_num_threads(), length)
-    if (threads < 2 or _state.in_worker or xp.__name__ != "numpy"
-            or length * bytes_per_item < MIN_PARALLEL_BYTES):
+    :func:`thread_count` says so, else one slice in the calling thread. Returns when every slice is done; the first
+    exception raised by a slice is raised here."""
+    threads = thread_count(xp, length, bytes_per_item)
+    if threads < 2:
         work(slice(0, length))
         return
     bounds = [length * k // threads for k in range(threads + 1)]
