@@ -9,7 +9,8 @@ timed. A library's idle threads keep spinning on their cores for a while after i
 about 2^28 cycles, 0.1 s here), and a call timed in that window runs with a core taken by the *other* library.
 Alternating call by call, as this harness did until the fourth session, timed every PyTorch call in tinydl's
 window: the CNN step measured PyTorch at 139-153 ms right after tinydl's steps and 84-107 ms one step later, so
-the reported ratio was 0.9 where the settled one is 1.15-1.33 (``python benchmarks/bench_cnn.py``, 2 threads).
+the reported ratio was 0.9 where the settled one is 1.15-1.36 (blocks of steps, and ``python
+benchmarks/bench_cnn.py``, 2 threads).
 """
 from __future__ import annotations
 

@@ -37,6 +37,11 @@ def test_cnn_ab_comparison_runs_against_a_tree():
     assert "new/base" in output and "new/torch" in output and "base/torch" in output
 
 
+def test_threads_ab_comparison_times_both_settings():
+    output = run("ab_threads.py", "--quick")
+    assert "ReLU fwd+bwd" in output and "CNN inference, batch 100" in output and "on/off" in output
+
+
 def test_conv_algorithm_ab_comparison_times_both():
     output = run("ab_conv_algorithm.py", "--pairs", "1")
     assert "im2col: median" in output and "auto: median" in output

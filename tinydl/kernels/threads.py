@@ -6,9 +6,9 @@ elements), so threads that each work on their own slice of an array run on separ
 matrix products already use every core (the BLAS has its own threads); the memory-bound passes between them (ReLU,
 max pooling, their gradients) are what :func:`parallel_for` spreads. Measured on the 2-core development machine,
 batch 64 of the CNN's first layer (4M float32 numbers): ReLU forward 2.26 -> 1.32 ms, its backward 2.02 -> 1.27
-ms, max-pool forward 4.2 -> 3.2 ms, max-pool backward 10.9 -> 4.4 ms; CNN inference at batch 1000 0.86 of the
-time on one thread. Inside a training step they gain nothing measurable there (0.99-1.02): after each matrix
-product OpenBLAS's idle threads spin on their cores for about 0.1 s, and a product is never that far away.
+ms, max-pool forward 4.2 -> 3.2 ms, max-pool backward 10.9 -> 4.4 ms. Inside the CNN's training step and its
+inference they gain nothing measurable there (0.99-1.02, ``benchmarks/ab_threads.py``): after each matrix product
+OpenBLAS's idle threads spin on their cores for about 0.1 s, and a product is never that far away.
 
 How many threads: :func:`set_num_threads`, else the BLAS's own count (:func:`blas_threads`), so that one setting
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) governs both. Work smaller than :data:`MIN_PARALLEL_BYTES` runs in
