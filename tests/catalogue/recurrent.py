@@ -104,6 +104,25 @@ def sequence_cases(draw):
 
 
 @st.composite
+def layer_cases(draw):
+    """input x (T, batch, I), h0, c0, W_ih, W_hh, optionally the summed bias, and a direction."""
+    length, batch, hidden = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    input_size = draw(st.integers(1, 3))
+    x = draw(arrays((length, batch, input_size), low=-2.0, high=2.0))
+    h0, c0 = (draw(arrays((batch, hidden), low=-1.0, high=1.0)) for _ in range(2))
+    w_ih = draw(arrays((4 * hidden, input_size), low=-1.0, high=1.0))
+    w_hh = draw(arrays((4 * hidden, hidden), low=-1.0, high=1.0))
+    bias = [draw(arrays((4 * hidden,), low=-1.0, high=1.0))] if draw(st.booleans()) else []
+    return Case(tuple([x, h0, c0, w_ih, w_hh] + bias), {"reverse": draw(st.booleans())})
+
+
+def reference_lstm_layer(x, h, c, w_ih, w_hh, bias=None, reverse=False):
+    """The input projection by one einsum, then the unrolled sequence reference."""
+    input_gates = np.einsum("tbi,gi->tbg", x, w_ih) + (0 if bias is None else bias)
+    return reference_lstm_sequence(input_gates, h, c, w_hh, reverse)
+
+
+@st.composite
 def gru_sequence_cases(draw):
     """input gates (T, batch, 3H), h0, W_hh, optionally b_hh, and a direction."""
     length, batch, hidden = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -166,6 +185,11 @@ def _lstm_sequence(input_gates, h0, c0, w_hh, reverse):
     return output, h, c
 
 
+def _lstm_layer(x, h0, c0, w_ih, w_hh, *bias, reverse):
+    output, (h, c) = F.lstm_layer(x, (h0, c0), w_ih, w_hh, *bias, reverse=reverse)
+    return output, h, c
+
+
 SPECS = [
     OpSpec("rnn_tanh_cell", F.rnn_tanh_cell, cell_cases("rnn_tanh_cell"),
            lambda *a: reference_elman(np.tanh, *a)),
@@ -174,6 +198,7 @@ SPECS = [
     OpSpec("gru_cell", F.gru_cell, cell_cases("gru_cell"), reference_gru),
     OpSpec("lstm_cell", _lstm_cell, cell_cases("lstm_cell"), reference_lstm, twice_differentiable=False),
     OpSpec("lstm_sequence", _lstm_sequence, sequence_cases(), reference_lstm_sequence, twice_differentiable=False),
+    OpSpec("lstm_layer", _lstm_layer, layer_cases(), reference_lstm_layer, twice_differentiable=False),
     OpSpec("gru_sequence", F.gru_sequence, gru_sequence_cases(), reference_gru_sequence,
            twice_differentiable=False),
     OpSpec("rnn_sequence", F.rnn_sequence, rnn_sequence_cases("tanh"), reference_rnn_sequence,

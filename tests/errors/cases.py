@@ -152,6 +152,12 @@ case("F.lstm_cell", lambda: F.lstm_cell(t(2, 5), (t(2, 4), t(2, 4)), t(16, 3), t
      shape(2, 5), r"\b3\b", label="shapes")
 case("F.lstm_sequence", lambda: F.lstm_sequence(t(5, 2, 12), (t(2, 4), t(2, 4)), t(16, 4)), ValueError,
      shape(5, 2, 12), r"\b16\b")
+case("F.lstm_layer", lambda: F.lstm_layer(t(5, 2, 3), (t(2, 4), t(2, 4)), t(16, 6), t(16, 4)), ValueError,
+     shape(5, 2, 3), shape(16, 6))
+case("F.lstm_layer", lambda: F.lstm_layer(t(5, 2, 3), (t(2, 4), t(2, 4)), t(12, 3), t(16, 4)), ValueError,
+     shape(5, 2, 12), r"\b16\b", label="gates")
+case("F.lstm_layer", lambda: F.lstm_layer(t(5, 2, 3), (t(2, 4), t(2, 4)), t(16, 3), t(16, 4), t(12)),
+     ValueError, shape(12,), label="bias")
 case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 10), t(2, 4), t(12, 4)), ValueError, shape(5, 2, 10),
      r"\b12\b")
 case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 12), t(2, 4), t(12, 4), t(9)), ValueError, shape(9,),

@@ -59,8 +59,9 @@ def test_cells_match_pytorch_forward_and_backward(op, batch, bias, dtype, tolera
         np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=tolerance, atol=tolerance, err_msg=f"input {k}")
 
 
+@pytest.mark.parametrize("op", ["lstm_sequence", "lstm_layer"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_lstm_sequence_matches_a_pytorch_lstm_layer(reverse):
+def test_lstm_sequence_matches_a_pytorch_lstm_layer(reverse, op):
     rng = np.random.default_rng(1)
     length, batch, input_size, hidden = 7, 3, 4, 5
     layer = torch.nn.LSTM(input_size, hidden, bidirectional=reverse).double()
@@ -76,10 +77,15 @@ def test_lstm_sequence_matches_a_pytorch_lstm_layer(reverse):
     (out_t * torch.tensor(upstream)).sum().backward()
 
     x_ours = Tensor(x.copy(), requires_grad=True)
-    w_hh_ours = Tensor(w_hh.detach().numpy().copy(), requires_grad=True)
-    gates = F.linear(x_ours, Tensor(w_ih.detach().numpy()), Tensor((b_ih + b_hh).detach().numpy()))
+    w_ih_ours, w_hh_ours, bias_ours = (Tensor(w.detach().numpy().copy(), requires_grad=True)
+                                       for w in (w_ih, w_hh, b_ih + b_hh))
     direction = 1 if reverse else 0
-    out, (h, c) = F.lstm_sequence(gates, (Tensor(h0[direction]), Tensor(c0[direction])), w_hh_ours, reverse=reverse)
+    state = (Tensor(h0[direction]), Tensor(c0[direction]))
+    if op == "lstm_sequence":
+        gates = F.linear(x_ours, w_ih_ours, bias_ours)
+        out, (h, c) = F.lstm_sequence(gates, state, w_hh_ours, reverse=reverse)
+    else:
+        out, (h, c) = F.lstm_layer(x_ours, state, w_ih_ours, w_hh_ours, bias_ours, reverse=reverse)
     (out * Tensor(upstream)).sum().backward()
 
     np.testing.assert_allclose(out.data, out_t.detach().numpy(), atol=1e-12)
@@ -87,6 +93,8 @@ def test_lstm_sequence_matches_a_pytorch_lstm_layer(reverse):
     np.testing.assert_allclose(c.data, c_t[direction].detach().numpy(), atol=1e-12)
     np.testing.assert_allclose(x_ours.grad.data, x_t.grad.numpy(), atol=1e-12)
     np.testing.assert_allclose(w_hh_ours.grad.data, w_hh.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(w_ih_ours.grad.data, w_ih.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(bias_ours.grad.data, b_ih.grad.numpy(), atol=1e-12)
 
 
 def test_lstm_sequence_gradients_of_the_final_state_reach_the_initial_state():

@@ -30,13 +30,14 @@ from ..backend import get_array_module
 from ..kernels.cuda import recurrent as fused
 from ..kernels.cuda.build import can_fuse, contiguous
 from ..kernels.recurrent import gru_gates, gru_gates_backward
+from ..kernels.scratch import scratch
 from ..tensor import Tensor
 from .activation import relu, sigmoid, tanh
 from .linalg import linear
 from .shape import cat, chunk
 
-__all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "lstm_sequence", "gru_sequence",
-           "rnn_sequence"]
+__all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "lstm_sequence", "lstm_layer",
+           "gru_sequence", "rnn_sequence"]
 
 
 # ----------------------------------------------------------------------------------------- gate maths
@@ -246,17 +247,17 @@ class _Recurrence(Function):
         return h0 if position == 0 else self.outputs[steps[position - 1]]
 
     def _weight_gradient(self, grad_hidden: Any, h0: Any) -> Tensor:
-        """dW_hh = sum_t dpre_t^T h_{t-1}: one matrix product over every step, with ``grad_hidden`` (T, batch,
-        gates * H) the gradients of the products h_{t-1} W_hh^T, aligned in time with the outputs."""
-        xp = get_array_module(grad_hidden)
-        outputs = self.outputs
-        h_prev = xp.empty_like(outputs)  # the outputs shifted by one step, h0 first
-        if self.reverse:
-            h_prev[:-1], h_prev[-1] = outputs[1:], h0
-        else:
-            h_prev[1:], h_prev[0] = outputs[:-1], h0
-        flat = grad_hidden.reshape(-1, grad_hidden.shape[-1])
-        return Tensor._from_array(flat.T @ h_prev.reshape(-1, h_prev.shape[-1]))
+        """dW_hh = sum_t dpre_t^T h_{t-1}, with ``grad_hidden`` (T, batch, gates * H) the gradients of the products
+        h_{t-1} W_hh^T, aligned in time with the outputs. Every h_{t-1} but h0 is an output of the step before, so
+        the sum is one matrix product over the T - 1 steps whose h_{t-1} is an output (a contiguous block of the
+        outputs, shifted by one step) plus one product with h0: no shifted copy of the outputs is made."""
+        outputs, width = self.outputs, grad_hidden.shape[-1]
+        first = 0 if not self.reverse else len(outputs) - 1  # the step whose h_{t-1} is h0
+        later = slice(1, None) if not self.reverse else slice(None, -1)
+        previous = slice(None, -1) if not self.reverse else slice(1, None)
+        grad_w_hh = grad_hidden[first].T @ h0
+        grad_w_hh += grad_hidden[later].reshape(-1, width).T @ outputs[previous].reshape(-1, outputs.shape[-1])
+        return Tensor._from_array(grad_w_hh)
 
 
 class LSTMSequence(_Recurrence):
@@ -287,43 +288,112 @@ class LSTMSequence(_Recurrence):
 
     def forward(self, input_gates, h0, c0, w_hh):
         xp = get_array_module(input_gates)
+        record = any(self.needs_input_grad)
+        return self._recur(input_gates, xp.empty_like(input_gates) if record else None, h0, c0, w_hh)
+
+    def _recur(self, input_gates, activated, h0, c0, w_hh):
+        """The loop over time. ``activated`` (T, batch, 4H) receives every step's activated gates, and may be
+        ``input_gates`` itself (step t reads only slot t); with ``activated`` None, nothing is kept for backward
+        and one slot of scratch serves every step."""
+        xp = get_array_module(input_gates)
         length, batch, hidden = input_gates.shape[0], h0.shape[0], h0.shape[1]
         outputs = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
-        record = any(self.needs_input_grad)
+        record = activated is not None
         if record:  # every step's gates and cell state are kept for backward
             self.outputs = outputs  # the h_t, shared with output 0 (which the caller may drop before backward)
-            self.activated = xp.empty(input_gates.shape, dtype=input_gates.dtype)
+            self.activated = activated
             self.cells = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
             self.tanh_cells = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
         else:  # one slot each, overwritten at every step
             scratch_gates = xp.empty((batch, 4 * hidden), dtype=input_gates.dtype)
             scratch_cells = xp.empty((2, batch, hidden), dtype=input_gates.dtype)
+        product = xp.empty((batch, 4 * hidden), dtype=input_gates.dtype)
         h, c = h0, c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # one copy; a product with a transposed view is slower per step
         constants = lstm_constants(xp, input_gates.dtype, hidden)
         for t in self._steps(length):
-            gates = xp.matmul(h, w_hh_t, out=self.activated[t] if record else scratch_gates)
-            gates += input_gates[t]
+            xp.matmul(h, w_hh_t, out=product)
+            gates = xp.add(input_gates[t], product, out=activated[t] if record else scratch_gates)
             cell_slots = (self.cells[t], self.tanh_cells[t]) if record else scratch_cells
             c, _, h = lstm_pointwise(gates, c, *cell_slots, h=outputs[t], constants=constants)
         return outputs, h.copy(), c.copy()
 
     def backward(self, grad_outputs, grad_h_last, grad_c_last):
         input_gates, h0, c0, w_hh = (t.data for t in self.inputs)
-        xp = get_array_module(input_gates)
-        steps = list(self._steps(input_gates.shape[0]))
-        grad_gates = xp.empty_like(input_gates)
+        grad_gates, grad_h, grad_c = self._backprop(get_array_module(input_gates).empty_like(input_gates), h0, c0,
+                                                    w_hh, grad_outputs, grad_h_last, grad_c_last)
+        grad_w_hh = self._weight_gradient(grad_gates, h0) if self.needs_input_grad[3] else None
+        return (Tensor._from_array(grad_gates), Tensor._from_array(grad_h), Tensor._from_array(grad_c),
+                grad_w_hh)
+
+    def _backprop(self, grad_gates, h0, c0, w_hh, grad_outputs, grad_h_last, grad_c_last):
+        """Backpropagation through time: fills ``grad_gates`` (T, batch, 4H) with every dgates_t and returns it with
+        dh0 and dc0."""
+        xp = get_array_module(grad_gates)
+        steps = list(self._steps(grad_gates.shape[0]))
         grad_h, grad_c = grad_h_last.data, grad_c_last.data
-        constants = lstm_constants(xp, input_gates.dtype, h0.shape[-1])
+        constants = lstm_constants(xp, grad_gates.dtype, h0.shape[-1])
         for position in range(len(steps) - 1, -1, -1):  # the forward order, walked backwards
             t = steps[position]
             c_prev = c0 if position == 0 else self.cells[steps[position - 1]]
             _, grad_c = lstm_pointwise_backward(self.activated[t], c_prev, self.tanh_cells[t],
                                                 grad_h + grad_outputs.data[t], grad_c, grad_gates[t], constants)
             grad_h = grad_gates[t] @ w_hh
-        grad_w_hh = self._weight_gradient(grad_gates, h0) if self.needs_input_grad[3] else None
-        return (Tensor._from_array(grad_gates), Tensor._from_array(grad_h), Tensor._from_array(grad_c),
-                grad_w_hh)
+        return grad_gates, grad_h, grad_c
+
+
+class LSTMLayer(LSTMSequence):
+    """One LSTM layer in one direction, its input projection included: x (T, batch, I), h0, c0 (batch, H), W_ih
+    (4H, I), W_hh (4H, H) and a bias (4H,) (b_ih + b_hh) or nothing.
+
+    Forward: P = x W_ih^T + b for every step at once (one matrix product into a (T, batch, 4H) array), then the
+    loop of :class:`LSTMSequence`, which activates the gates in place in P: the layer keeps one (T, batch, 4H)
+    array where a projection followed by :func:`lstm_sequence` keeps two. Backward: dgates from the same loop
+    into a scratch array (it never leaves the kernel), then dx = dgates W_ih, dW_ih = dgates^T x and db = dgates
+    summed over time and batch, each one matrix product over all steps. On a CPU, the two (T, batch, 4H) arrays
+    that are no longer allocated afresh at every step are most of the layer's page faults: 13 MB each at the
+    char-LSTM's size, about 3,300 pages. Differentiable once.
+    """
+
+    name = "lstm_layer"
+
+    def flops(self, inputs, outputs):
+        """The input projection (and bias), then the recurrence's."""
+        x, h, w_ih = inputs[0], inputs[1], inputs[3]
+        gates = x.shape[0] * x.shape[1] * w_ih.shape[0]
+        return 2 * gates * x.shape[2] + (len(inputs) == 6) * gates + 2 * gates * h.shape[1] + gates + 15 * gates // 4
+
+    def backward_flops(self, grad_outputs, grad_inputs):
+        """The recurrence's backward, then dx, dW_ih (and db) over all steps."""
+        x, h, w_ih = self.inputs[0], self.inputs[1], self.inputs[3]
+        gates = x.shape[0] * x.shape[1] * w_ih.shape[0]
+        return 21 * gates // 4 + 4 * gates * h.shape[1] + 4 * gates * x.shape[2] + (len(self.inputs) == 6) * gates
+
+    def forward(self, x, h0, c0, w_ih, w_hh, bias=None):
+        xp = get_array_module(x)
+        flat = x.reshape(-1, x.shape[-1])
+        projection = xp.matmul(flat, w_ih.T)
+        if bias is not None:
+            projection += bias
+        projection = projection.reshape(x.shape[0], x.shape[1], -1)
+        if self.needs_input_grad[3]:
+            self.flat_input = flat
+        return self._recur(projection, projection if any(self.needs_input_grad) else None, h0, c0, w_hh)
+
+    def backward(self, grad_outputs, grad_h_last, grad_c_last):
+        x, h0, c0, w_ih, w_hh = (t.data for t in self.inputs[:5])
+        xp = get_array_module(x)
+        buffer = scratch(xp, "lstm_layer.grad_gates", self.activated.shape, self.activated.dtype)
+        grad_gates, grad_h, grad_c = self._backprop(buffer, h0, c0, w_hh, grad_outputs, grad_h_last, grad_c_last)
+        flat = grad_gates.reshape(-1, grad_gates.shape[-1])
+        needs = self.needs_input_grad
+        grads = [(flat @ w_ih).reshape(x.shape) if needs[0] else None, grad_h, grad_c,
+                 flat.T @ self.flat_input if needs[3] else None]
+        grads = [None if g is None else Tensor._from_array(g) for g in grads]
+        grads.append(self._weight_gradient(grad_gates, h0) if needs[4] else None)
+        if len(self.inputs) == 6:
+            grads.append(Tensor._from_array(flat.sum(axis=0)) if needs[5] else None)
+        return tuple(grads)
 
 
 class GRUSequence(_Recurrence):
@@ -591,24 +661,25 @@ def lstm_cell(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tens
     return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
 
-def _check_sequence_arguments(op: str, input_gates: Tensor, states: dict[str, Tensor], w_hh: Tensor, gates: int,
-                              b_hh: Tensor | None = None) -> None:
+def _check_sequence_arguments(op: str, gate_shape: tuple[int, ...], states: dict[str, Tensor], w_hh: Tensor,
+                              gates: int, bias: Tensor | None = None, bias_name: str = "b_hh",
+                              gates_name: str = "input_gates") -> None:
     """Raise a ValueError naming ``op`` and the expected and found shapes when the arguments of a fused sequence
-    kernel do not fit together: input_gates (T, batch, gates * H) with T >= 1, states (batch, H), W_hh
-    (gates * H, H), b_hh (gates * H,)."""
+    kernel do not fit together: the input gates of shape ``gate_shape``, (T, batch, gates * H) with T >= 1, states
+    (batch, H), W_hh (gates * H, H), the bias (gates * H,). ``gates_name`` names the input gates in the message."""
     if w_hh.ndim != 2 or w_hh.shape[0] != gates * w_hh.shape[1]:
         size = f"{gates} * hidden_size" if gates > 1 else "hidden_size"
         raise ValueError(f"{op}: expected w_hh of shape ({size}, hidden_size), found {_shape(w_hh)}")
     hidden = w_hh.shape[1]
-    if input_gates.ndim != 3 or input_gates.shape[-1] != gates * hidden or input_gates.shape[0] == 0:
-        raise ValueError(f"{op}: expected input_gates of shape (seq_len, batch, {gates * hidden}), found "
-                         f"{_shape(input_gates)}")
-    expected_state = (input_gates.shape[1], hidden)
+    if len(gate_shape) != 3 or gate_shape[-1] != gates * hidden or gate_shape[0] == 0:
+        raise ValueError(f"{op}: expected {gates_name} of shape (seq_len, batch, {gates * hidden}), found "
+                         f"{gate_shape}")
+    expected_state = (gate_shape[1], hidden)
     for name, state in states.items():
         if tuple(state.shape) != expected_state:
             raise ValueError(f"{op}: expected {name} of shape {expected_state}, found {_shape(state)}")
-    if b_hh is not None and tuple(b_hh.shape) != (gates * hidden,):
-        raise ValueError(f"{op}: expected b_hh of shape ({gates * hidden},), found {_shape(b_hh)}")
+    if bias is not None and tuple(bias.shape) != (gates * hidden,):
+        raise ValueError(f"{op}: expected {bias_name} of shape ({gates * hidden},), found {_shape(bias)}")
 
 
 def lstm_sequence(input_gates: Tensor, hx: tuple[Tensor, Tensor], w_hh: Tensor, reverse: bool = False
@@ -619,8 +690,27 @@ def lstm_sequence(input_gates: Tensor, hx: tuple[Tensor, Tensor], w_hh: Tensor, 
     if not isinstance(hx, (tuple, list)) or len(hx) != 2:
         raise TypeError(f"lstm_sequence: hx must be a pair (h0, c0) of tensors, found {type(hx).__name__}")
     h0, c0 = hx
-    _check_sequence_arguments("lstm_sequence", input_gates, {"h0": h0, "c0": c0}, w_hh, gates=4)
+    _check_sequence_arguments("lstm_sequence", tuple(input_gates.shape), {"h0": h0, "c0": c0}, w_hh, gates=4)
     output, h, c = LSTMSequence(reverse)(input_gates, h0, c0, w_hh)
+    return output, (h, c)
+
+
+def lstm_layer(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor, bias: Tensor | None = None,
+               reverse: bool = False) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One LSTM layer in one direction, its input projection included: ``input`` (T, batch, I), ``hx`` = (h0, c0)
+    of shape (batch, H), ``w_ih`` (4H, I), ``w_hh`` (4H, H), ``bias`` (4H,) the sum b_ih + b_hh. The same maths as
+    :func:`lstm_sequence` on ``linear(input, w_ih, bias)``, as one fused op that keeps one (T, batch, 4H) array
+    instead of two (:class:`LSTMLayer`). Returns (output (T, batch, H), (h_n, c_n))."""
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        raise TypeError(f"lstm_layer: hx must be a pair (h0, c0) of tensors, found {type(hx).__name__}")
+    h0, c0 = hx
+    if w_ih.ndim != 2 or input.ndim != 3 or input.shape[-1] != w_ih.shape[1] or input.shape[0] == 0:
+        raise ValueError(f"lstm_layer: input of shape {_shape(input)} does not fit w_ih of shape {_shape(w_ih)} "
+                         f"(expected input (seq_len >= 1, batch, input_size) and w_ih (4 * hidden_size, "
+                         f"input_size))")
+    _check_sequence_arguments("lstm_layer", (input.shape[0], input.shape[1], w_ih.shape[0]), {"h0": h0, "c0": c0},
+                              w_hh, gates=4, bias=bias, bias_name="bias", gates_name="projection x W_ih^T")
+    output, h, c = LSTMLayer(reverse)(input, h0, c0, w_ih, w_hh, *(() if bias is None else (bias,)))
     return output, (h, c)
 
 
@@ -630,7 +720,7 @@ def gru_sequence(input_gates: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | N
     of every step (gates r, z, n), ``h0`` (batch, H), ``b_hh`` (3H,) the hidden bias (kept apart: its n block is
     multiplied by the reset gate). Returns (output (T, batch, H), h_n) like one direction of ``torch.nn.GRU``.
     One fused op, differentiable once."""
-    _check_sequence_arguments("gru_sequence", input_gates, {"h0": h0}, w_hh, gates=3, b_hh=b_hh)
+    _check_sequence_arguments("gru_sequence", tuple(input_gates.shape), {"h0": h0}, w_hh, gates=3, bias=b_hh)
     biases = () if b_hh is None else (b_hh,)
     output, h = GRUSequence(reverse)(input_gates, h0, w_hh, *biases)
     return output, h
@@ -644,6 +734,6 @@ def rnn_sequence(input_gates: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: st
     differentiable once."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    _check_sequence_arguments("rnn_sequence", input_gates, {"h0": h0}, w_hh, gates=1)
+    _check_sequence_arguments("rnn_sequence", tuple(input_gates.shape), {"h0": h0}, w_hh, gates=1)
     output, h = RNNSequence(nonlinearity, reverse)(input_gates, h0, w_hh)
     return output, h

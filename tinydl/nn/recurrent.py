@@ -301,8 +301,8 @@ class GRU(RNNBase):
 
 
 class LSTM(RNNBase):
-    """LSTM, gates (i, f, g, o); each layer and direction is one fused recurrence
-    (:func:`tinydl.functional.lstm_sequence`) after one input-projection product. ``hx`` = (h_0, c_0)."""
+    """LSTM, gates (i, f, g, o); each layer and direction is one fused op, its input projection included
+    (:func:`tinydl.functional.lstm_layer`). ``hx`` = (h_0, c_0)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device: Any = "cpu",
@@ -312,8 +312,8 @@ class LSTM(RNNBase):
 
     def _run_direction(self, input, state, weights, reverse):
         w_ih, w_hh, b_ih, b_hh = weights
-        projection = _project(input, w_ih, None if b_ih is None else b_ih + b_hh)  # both biases folded in
-        output, (h, c) = F.lstm_sequence(projection, state, w_hh, reverse=reverse)
+        output, (h, c) = F.lstm_layer(input, state, w_ih, w_hh, None if b_ih is None else b_ih + b_hh,
+                                      reverse=reverse)  # both biases folded in
         return output, (h, c)
 
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
