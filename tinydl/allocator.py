@@ -7,6 +7,8 @@ again. A training step allocates and frees the same large arrays every time (act
 tensors saved for backward), so it pays those faults on every step. On the 2-core development machine a fault
 cost about 2.9 us; the char-LSTM's step took 6,400 of them (about 19 ms of 97), and with the setting below its
 step went from 86-105 to 72-76 ms (PyTorch's, whose CPU tensors come from the same ``malloc``, from 81-85 to 72).
+(Since then :func:`tinydl.functional.lstm_layer` allocates two large arrays fewer per step, and the char-LSTM
+takes a few faults per step even without this setting.)
 
 :func:`keep_freed_memory` raises glibc's two thresholds (``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``), so that
 freed blocks stay in the process for the next allocation, as the environment variables ``MALLOC_MMAP_THRESHOLD_``
