@@ -158,6 +158,16 @@ case("F.lstm_layer", lambda: F.lstm_layer(t(5, 2, 3), (t(2, 4), t(2, 4)), t(12, 
      shape(5, 2, 12), r"\b16\b", label="gates")
 case("F.lstm_layer", lambda: F.lstm_layer(t(5, 2, 3), (t(2, 4), t(2, 4)), t(16, 3), t(16, 4), t(12)),
      ValueError, shape(12,), label="bias")
+case("F.lstm_layer", lambda: F.lstm_layer(t(5, 2, 3), (t(2, 4), t(2, 4, dtype=np.float64)), t(16, 3), t(16, 4)),
+     TypeError, "lstm_layer", "float32", "float64", label="dtypes")
+case("F.lstm_sequence", lambda: F.lstm_sequence(t(5, 2, 16), (t(2, 4), t(2, 4)), t(16, 4, dtype=np.float64)),
+     TypeError, "lstm_sequence", "float32", "float64", label="dtypes")
+case("F.lstm_cell", lambda: F.lstm_cell(t(2, 3), (t(2, 4), t(2, 4)), t(16, 3, dtype=np.float64), t(16, 4)),
+     TypeError, "lstm_cell", "float32", "float64", label="dtypes")
+case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 12), t(2, 4), t(12, 4), t(12, dtype=np.float64)),
+     TypeError, "gru_sequence", "float32", "float64", label="dtypes")
+case("F.rnn_sequence", lambda: F.rnn_sequence(t(5, 2, 4), t(2, 4, dtype=np.float64), t(4, 4)), TypeError,
+     "rnn_sequence", "float32", "float64", label="dtypes")
 case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 10), t(2, 4), t(12, 4)), ValueError, shape(5, 2, 10),
      r"\b12\b")
 case("F.gru_sequence", lambda: F.gru_sequence(t(5, 2, 12), t(2, 4), t(12, 4), t(9)), ValueError, shape(9,),

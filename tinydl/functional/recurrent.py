@@ -33,6 +33,7 @@ from ..kernels.recurrent import gru_gates, gru_gates_backward
 from ..kernels.scratch import scratch
 from ..tensor import Tensor
 from .activation import relu, sigmoid, tanh
+from ._operands import operands
 from .linalg import linear
 from .shape import cat, chunk
 
@@ -534,6 +535,13 @@ def _shape(t: Any) -> tuple | None:
     return None if t is None else tuple(t.shape)
 
 
+def _tensors(op: str, *values: Any) -> list[Any]:
+    """The arguments of a recurrent op as Tensors of one floating dtype (:func:`operands`: arrays wrapped, a float32
+    and a float64 argument a TypeError naming ``op``); a None (an absent bias) stays None."""
+    converted = iter(operands(op, *(v for v in values if v is not None)))
+    return [None if v is None else next(converted) for v in values]
+
+
 def check_cell_arguments(op: str, input: Tensor, states: tuple[Tensor, ...], w_ih: Tensor, w_hh: Tensor,
                          b_ih: Tensor | None, b_hh: Tensor | None, gates: int) -> None:
     """Raise a ValueError naming ``op`` and the expected and found shapes when the arguments of a cell do not
@@ -619,6 +627,7 @@ def gru_step(input_gates: Tensor, hx: Tensor, w_hh: Tensor, b_hh: Tensor | None)
 
 def _elman_cell(op: str, nonlinearity: str, input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor,
                 b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
+    input, hx, w_ih, w_hh, b_ih, b_hh = _tensors(op, input, hx, w_ih, w_hh, b_ih, b_hh)
     check_cell_arguments(op, input, (hx,), w_ih, w_hh, b_ih, b_hh, gates=1)
     unbatched, (input, hx) = _batched(input, hx)
     h = rnn_step(linear(input, w_ih, b_ih), hx, w_hh, b_hh, nonlinearity)
@@ -641,6 +650,7 @@ def gru_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor
              b_hh: Tensor | None = None) -> Tensor:
     """GRU cell, gates (r, z, n) stacked in the weights' rows: n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
     h' = (1 - z) n + z h."""
+    input, hx, w_ih, w_hh, b_ih, b_hh = _tensors("gru_cell", input, hx, w_ih, w_hh, b_ih, b_hh)
     check_cell_arguments("gru_cell", input, (hx,), w_ih, w_hh, b_ih, b_hh, gates=3)
     unbatched, (input, hx) = _batched(input, hx)
     h = gru_step(linear(input, w_ih, b_ih), hx, w_hh, b_hh)
@@ -653,7 +663,7 @@ def lstm_cell(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tens
     closed-form kernel; second derivatives raise)."""
     if not isinstance(hx, (tuple, list)) or len(hx) != 2:
         raise TypeError(f"lstm_cell: hx must be a pair (h, c) of tensors, found {type(hx).__name__}")
-    h, c = hx
+    input, h, c, w_ih, w_hh, b_ih, b_hh = _tensors("lstm_cell", input, *hx, w_ih, w_hh, b_ih, b_hh)
     check_cell_arguments("lstm_cell", input, (h, c), w_ih, w_hh, b_ih, b_hh, gates=4)
     unbatched, (input, h, c) = _batched(input, h, c)
     biases = () if b_ih is None else (b_ih, b_hh)
@@ -689,7 +699,7 @@ def lstm_sequence(input_gates: Tensor, hx: tuple[Tensor, Tensor], w_hh: Tensor, 
     (h_n, c_n)) like one direction of ``torch.nn.LSTM``; ``reverse`` runs from the last step to the first."""
     if not isinstance(hx, (tuple, list)) or len(hx) != 2:
         raise TypeError(f"lstm_sequence: hx must be a pair (h0, c0) of tensors, found {type(hx).__name__}")
-    h0, c0 = hx
+    input_gates, h0, c0, w_hh = _tensors("lstm_sequence", input_gates, *hx, w_hh)
     _check_sequence_arguments("lstm_sequence", tuple(input_gates.shape), {"h0": h0, "c0": c0}, w_hh, gates=4)
     output, h, c = LSTMSequence(reverse)(input_gates, h0, c0, w_hh)
     return output, (h, c)
@@ -703,7 +713,7 @@ def lstm_layer(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Ten
     instead of two (:class:`LSTMLayer`). Returns (output (T, batch, H), (h_n, c_n))."""
     if not isinstance(hx, (tuple, list)) or len(hx) != 2:
         raise TypeError(f"lstm_layer: hx must be a pair (h0, c0) of tensors, found {type(hx).__name__}")
-    h0, c0 = hx
+    input, h0, c0, w_ih, w_hh, bias = _tensors("lstm_layer", input, *hx, w_ih, w_hh, bias)
     if w_ih.ndim != 2 or input.ndim != 3 or input.shape[-1] != w_ih.shape[1] or input.shape[0] == 0:
         raise ValueError(f"lstm_layer: input of shape {_shape(input)} does not fit w_ih of shape {_shape(w_ih)} "
                          f"(expected input (seq_len >= 1, batch, input_size) and w_ih (4 * hidden_size, "
@@ -720,6 +730,7 @@ def gru_sequence(input_gates: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | N
     of every step (gates r, z, n), ``h0`` (batch, H), ``b_hh`` (3H,) the hidden bias (kept apart: its n block is
     multiplied by the reset gate). Returns (output (T, batch, H), h_n) like one direction of ``torch.nn.GRU``.
     One fused op, differentiable once."""
+    input_gates, h0, w_hh, b_hh = _tensors("gru_sequence", input_gates, h0, w_hh, b_hh)
     _check_sequence_arguments("gru_sequence", tuple(input_gates.shape), {"h0": h0}, w_hh, gates=3, bias=b_hh)
     biases = () if b_hh is None else (b_hh,)
     output, h = GRUSequence(reverse)(input_gates, h0, w_hh, *biases)
@@ -734,6 +745,7 @@ def rnn_sequence(input_gates: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: st
     differentiable once."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    input_gates, h0, w_hh = _tensors("rnn_sequence", input_gates, h0, w_hh)
     _check_sequence_arguments("rnn_sequence", tuple(input_gates.shape), {"h0": h0}, w_hh, gates=1)
     output, h = RNNSequence(nonlinearity, reverse)(input_gates, h0, w_hh)
     return output, h
