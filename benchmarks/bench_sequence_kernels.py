@@ -5,8 +5,9 @@
 Rows of ``ratio  tinydl ms  torch ms`` (ratio = tinydl / torch, medians of interleaved trials; see harness.py):
 
 forward + backward of the kernels of issue 4, item 5c: ``scaled_dot_product_attention`` at batch 32, 4 heads,
-sequence 128, head dim 32, causal; ``lstm_cell`` at batch 32, input 128, hidden 256; the fused LSTM
-recurrence of a whole layer (``lstm_sequence``, 100 steps) against ``torch.nn.LSTM``'s; and whole GRU and Elman
+sequence 128, head dim 32, causal; ``lstm_cell`` at batch 32, input 128, hidden 256; a whole fused LSTM
+layer (``lstm_layer``: the input projection and 100 steps, as ``nn.LSTM`` runs it) against ``torch.nn.LSTM``'s
+(one layer, the same weights); and whole GRU and Elman
 (tanh) layers, 100 steps, input 128, hidden 256, against ``torch.nn.GRU``/``torch.nn.RNN`` with the same weights,
 both with tinydl's fused sequence kernels and with the composed step-by-step path (``layer.fused = False``);
 and the exact GELU and layer_norm at their shapes in the GPT step of bench_sequence_models.py.
@@ -79,8 +80,7 @@ def kernel_cases(torch, rng: np.random.Generator) -> list[tuple[str, Callable, C
     zeros = np.zeros((BATCH, LSTM_HIDDEN), np.float32)
 
     def ours_sequence(x, w_ih, w_hh, b):
-        gates = F.linear(x.reshape(-1, LSTM_INPUT), w_ih, b).reshape(LSTM_STEPS, BATCH, -1)
-        return F.lstm_sequence(gates, (tinydl.tensor(zeros), tinydl.tensor(zeros)), w_hh)[0]
+        return F.lstm_layer(x, (tinydl.tensor(zeros), tinydl.tensor(zeros)), w_ih, w_hh, b)[0]
 
     cases = [
         (f"sdpa {BATCH}x{HEADS}x{CONTEXT}x{HEAD_DIM} causal fwd+bwd",
