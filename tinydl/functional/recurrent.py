@@ -295,7 +295,7 @@ class LSTMSequence(_Recurrence):
     def _recur(self, input_gates, activated, h0, c0, w_hh):
         """The loop over time. ``activated`` (T, batch, 4H) receives every step's activated gates, and may be
         ``input_gates`` itself (step t reads only slot t); with ``activated`` None, nothing is kept for backward
-        and one slot of scratch serves every step."""
+        and one work slot serves every step."""
         xp = get_array_module(input_gates)
         length, batch, hidden = input_gates.shape[0], h0.shape[0], h0.shape[1]
         outputs = xp.empty((length, batch, hidden), dtype=input_gates.dtype)
@@ -353,7 +353,7 @@ class LSTMLayer(LSTMSequence):
     into a scratch array (it never leaves the kernel), then dx = dgates W_ih, dW_ih = dgates^T x and db = dgates
     summed over time and batch, each one matrix product over all steps. On a CPU, the two (T, batch, 4H) arrays
     that are no longer allocated afresh at every step are most of the layer's page faults: 13 MB each at the
-    char-LSTM's size, about 3,300 pages. Differentiable once.
+    char-LSTM's size, about 3,200 pages. Differentiable once.
     """
 
     name = "lstm_layer"
