@@ -75,6 +75,14 @@ def test_layers_match_pytorch(kind, options):
     _compare(ours, theirs, np.random.default_rng(1).standard_normal(shape))
 
 
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_layers_take_an_empty_batch_as_pytorch_does(kind, fused):
+    ours, theirs = _pair(kind, LAYERS, input_size=4, hidden_size=5, num_layers=2, bidirectional=True)
+    ours.fused = fused
+    _compare(ours, theirs, np.zeros((6, 0, 4)))
+
+
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_layers_with_an_initial_state_and_unbatched_input(kind):
     ours, theirs = _pair(kind, LAYERS, input_size=4, hidden_size=5, num_layers=2, bidirectional=True)

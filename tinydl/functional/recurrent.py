@@ -376,7 +376,7 @@ class LSTMLayer(LSTMSequence):
         projection = xp.matmul(flat, w_ih.T)
         if bias is not None:
             projection += bias
-        projection = projection.reshape(x.shape[0], x.shape[1], -1)
+        projection = projection.reshape(x.shape[0], x.shape[1], w_ih.shape[0])
         if self.needs_input_grad[3]:
             self.flat_input = flat
         return self._recur(projection, projection if any(self.needs_input_grad) else None, h0, c0, w_hh)

@@ -238,7 +238,7 @@ def _time_steps(projection: Tensor) -> list[Tensor]:
 def _project(input: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
     """x_t W_ih^T + bias for every step at once: one (seq_len * batch, in) x (in, gates * hidden) product."""
     length, batch = input.shape[0], input.shape[1]
-    return F.linear(input.reshape(length * batch, input.shape[2]), w_ih, bias).reshape(length, batch, -1)
+    return F.linear(input.reshape(length * batch, input.shape[2]), w_ih, bias).reshape(length, batch, w_ih.shape[0])
 
 
 class RNN(RNNBase):
