@@ -457,9 +457,7 @@ class GRUSequence(_Recurrence):
         xp = get_array_module(input_gates)
         steps = list(self._steps(input_gates.shape[0]))
         grad_inputs = xp.empty_like(input_gates)
-        # the gradients of h W_hh^T + b_hh never leave this method (they give dW_hh and db_hh): scratch memory,
-        # which spares the page faults of a fresh (T, batch, 3H) array at every call (:mod:`..kernels.scratch`)
-        grad_hidden = scratch(xp, "gru_sequence.grad_hidden", input_gates.shape, input_gates.dtype)
+        grad_hidden = xp.empty_like(input_gates)
         grad_h = grad_h_last.data
         for position in range(len(steps) - 1, -1, -1):
             t = steps[position]
