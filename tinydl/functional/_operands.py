@@ -59,6 +59,10 @@ def operands(op: str, *values: Any) -> list[Tensor]:
         first, second = values
         if isinstance(first, Tensor) and isinstance(second, Tensor) and first.data.dtype == second.data.dtype:
             return [first, second]
+    elif values and isinstance(values[0], Tensor):  # more operands (linear, the recurrent ops): all of one dtype
+        dtype = values[0].data.dtype
+        if all(isinstance(v, Tensor) and v.data.dtype == dtype for v in values):
+            return list(values)
     anchor = next((v for v in values if isinstance(v, Tensor)), None)
     if anchor is None:
         anchor = to_tensor(values[0])
