@@ -37,6 +37,11 @@ def test_cnn_ab_comparison_runs_against_a_tree():
     assert "new/base" in output and "new/torch" in output and "base/torch" in output
 
 
+def test_recurrent_ab_comparison_runs_both_paths_in_their_own_processes():
+    output = run("ab_recurrent.py", "--quick")
+    assert "one process per run" in output and "new/old" in output
+
+
 def test_threads_ab_comparison_times_both_settings():
     output = run("ab_threads.py", "--quick")
     assert "ReLU fwd+bwd" in output and "CNN inference, batch 100" in output and "on/off" in output
