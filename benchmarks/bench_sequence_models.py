@@ -18,12 +18,16 @@ torch, medians of interleaved trials; see harness.py). Targets: ratio <= 1.5 for
 ``--profile STEPS`` then runs STEPS more tinydl steps of each model with every op timed: the forward of each
 Function (split into the forward pass and the ops that backward formulas call), the body of each backward
 method (excluding the ops it calls, which are counted under their own name), the optimizer, and the rest of the
-step (graph bookkeeping and Python), each in ms per step.
+step (graph bookkeeping and Python), each in ms per step. With ``--profile-by faults`` the same profile counts
+minor page faults (``ru_minflt``) instead of time: each fault is a page of a fresh array that the kernel maps and
+zeroes (about 2.9 us each on the development machine), which is how the char-LSTM's 5,559 faults per step were
+found in the fifth session.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import resource
 import sys
 import time
 from pathlib import Path
@@ -39,6 +43,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--trials", type=int, help="timed trials per row (default: 15, or 2 with --quick)")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
                         help="afterwards, time every op of STEPS tinydl steps per model (default: 0, no profile)")
+    parser.add_argument("--profile-by", choices=("time", "faults"), default="time",
+                        help="what the profile counts per op: time (default) or minor page faults")
     parser.add_argument("--only", choices=("a", "b"), help="one model only")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time by the wall clock (default) or by CPU time (steadier on a shared machine, with "
@@ -115,19 +121,20 @@ def training_steps(torch, model: Any, twin_module: str, length: int, rng: np.ran
 class OpProfile:
     """Exclusive time per label: a stack of open timers, each charging its elapsed time minus its children's."""
 
-    def __init__(self) -> None:
+    def __init__(self, counter: Callable[[], float] = time.perf_counter) -> None:
+        self.counter = counter                 # time.perf_counter, or minor_faults
         self.totals: dict[str, float] = collections.defaultdict(float)
         self.calls: dict[str, int] = collections.defaultdict(int)
         self.stack: list[list[Any]] = []      # [label, start, time spent in children]
         self.in_backward = False
 
     def timed(self, label: str, function: Callable, *args: Any, **kwargs: Any) -> Any:
-        self.stack.append([label, time.perf_counter(), 0.0])
+        self.stack.append([label, self.counter(), 0.0])
         try:
             return function(*args, **kwargs)
         finally:
             label, start, children = self.stack.pop()
-            elapsed = time.perf_counter() - start
+            elapsed = self.counter() - start
             self.totals[label] += elapsed - children
             self.calls[label] += 1
             if self.stack:
@@ -186,24 +193,34 @@ def instrument(profile: OpProfile) -> Callable[[], None]:
     return undo
 
 
-def profile_steps(name: str, ours: Callable[[], float], steps: int) -> None:
-    profile = OpProfile()
+def minor_faults() -> float:
+    """The minor page faults of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+MEASURES = {"time": (time.perf_counter, 1000, "ms"), "faults": (minor_faults, 1, "faults")}  # counter, scale, unit
+
+
+def profile_steps(name: str, ours: Callable[[], float], steps: int, measure: str = "time") -> None:
+    counter, scale, unit = MEASURES[measure]
+    profile = OpProfile(counter)
     undo = instrument(profile)
     try:
-        start = time.perf_counter()
+        start = counter()
         for _ in range(steps):
             profile.timed("rest of the step (Python, graph building)", ours)
-        total = (time.perf_counter() - start) / steps * 1000
+        total = (counter() - start) / steps * scale
     finally:
         undo()
-    print(f"\n{name}: {total:.1f} ms per step over {steps} profiled steps (instrumentation included)")
-    print(f"  {'op':<52} {'calls':>6} {'ms/step':>8} {'share':>6}")
+    print(f"\n{name}: {total:.1f} {unit} per step over {steps} profiled steps (instrumentation included)")
+    print(f"  {'op':<52} {'calls':>6} {unit + '/step':>11} {'share':>6}")
     rows = sorted(profile.totals.items(), key=lambda item: -item[1])
-    for label, seconds in rows[:18]:
-        ms = seconds / steps * 1000
-        print(f"  {label:<52} {profile.calls[label] / steps:6.0f} {ms:8.2f} {ms / total:6.1%}")
-    rest = sum(seconds for _, seconds in rows[18:]) / steps * 1000
-    print(f"  {'(all other ops)':<52} {'':>6} {rest:8.2f} {rest / total:6.1%}")
+    share = (lambda amount: f"{amount / total:6.1%}") if total else (lambda amount: f"{'':>6}")
+    for label, amount in rows[:18]:
+        per_step = amount / steps * scale
+        print(f"  {label:<52} {profile.calls[label] / steps:6.0f} {per_step:11.2f} {share(per_step)}")
+    rest = sum(amount for _, amount in rows[18:]) / steps * scale
+    print(f"  {'(all other ops)':<52} {'':>6} {rest:11.2f} {share(rest)}")
 
 
 def main() -> None:
@@ -231,7 +248,7 @@ def main() -> None:
             verdict = "meets" if result.ratio <= target else "misses"
             print(f"{result.name}: ratio {result.ratio:.2f}, {verdict} the target <= {target}")
     for key in chosen if ARGS.profile else ():
-        profile_steps(MODELS[key][0], steps[key], ARGS.profile)
+        profile_steps(MODELS[key][0], steps[key], ARGS.profile, ARGS.profile_by)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,12 @@ def test_recurrent_ab_comparison_runs_both_paths_in_their_own_processes():
     assert "one process per run" in output and "new/old" in output
 
 
+def test_sequence_model_profile_counts_page_faults():
+    output = run("bench_sequence_models.py", "--only", "a", "--quick", "--trials", "1", "--profile", "1",
+                 "--profile-by", "faults")
+    assert "faults per step over 1 profiled steps" in output and "lstm_layer (forward)" in output
+
+
 def test_threads_ab_comparison_times_both_settings():
     output = run("ab_threads.py", "--quick")
     assert "ReLU fwd+bwd" in output and "CNN inference, batch 100" in output and "on/off" in output
